@@ -1,0 +1,64 @@
+"""Shared fixtures: the book's layout, and a small HTTP server on 127.0.0.1 for download tests."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def toc_files() -> list[str]:
+    """Every document of _toc.yml, root first, without file extension."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for entry in toc.get("chapters", []):
+        files.append(entry["file"])
+    for part in toc.get("parts", []):
+        files.extend(entry["file"] for entry in part.get("chapters", []))
+    return files
+
+
+def chapter_sources() -> list[Path]:
+    """The chapter notebooks' .md sources listed in _toc.yml."""
+    return [ROOT / f"{name}.md" for name in toc_files() if name.startswith("chapters/")]
+
+
+class _Routes(http.server.BaseHTTPRequestHandler):
+    routes: dict[str, tuple[bytes, int | None]] = {}  # path -> (body, Content-Length to announce)
+
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        if self.path not in self.routes:
+            self.send_error(404)
+            return
+        body, announced_length = self.routes[self.path]
+        self.send_response(200)
+        self.send_header("Content-Length", str(announced_length or len(body)))
+        self.end_headers()
+        self.wfile.write(body)  # a shorter body than announced imitates a dropped connection
+        self.wfile.flush()
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server():
+    """Serve `server.routes` on 127.0.0.1; yields the server, whose `url(path)` gives the address."""
+
+    class Handler(_Routes):
+        routes = {}
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.routes = Handler.routes
+    server.url = lambda path: f"http://127.0.0.1:{server.server_address[1]}{path}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

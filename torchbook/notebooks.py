@@ -1,0 +1,137 @@
+"""Maintaining the book's notebooks: execute a chapter, and check a pair's sync and hygiene.
+
+Each chapter is a MyST-markdown notebook ``chapters/NN-name.md`` (the source people edit)
+paired through jupytext with ``chapters/NN-name.ipynb`` (which stores the executed outputs).
+
+    python -m torchbook.notebooks execute chapters/01-tensors.md   # what `make execute` runs
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+EXECUTION_TIMEOUT_S = 600
+
+# Output text that would differ from one machine or run to the next.
+VOLATILE_PATTERNS = {
+    "an absolute path": re.compile(r"(?<![\w.~-])/(?:home|root|work|tmp|Users|usr|opt|var|mnt|content)/|\b[A-Z]:\\\\"),
+    "a memory address": re.compile(r"\b0x[0-9a-fA-F]{6,}\b"),
+    "a timestamp": re.compile(r"\b\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}"),
+}
+
+
+def paired_notebook(source: Path) -> Path:
+    return Path(source).with_suffix(".ipynb")
+
+
+def execute(source: str | Path) -> Path:
+    """Run a chapter's ``.md`` top to bottom in a fresh kernel and write the paired ``.ipynb``."""
+    from nbclient import NotebookClient
+
+    source = Path(source)
+    notebook = jupytext.read(source)
+    NotebookClient(
+        notebook,
+        timeout=EXECUTION_TIMEOUT_S,
+        kernel_name=notebook.metadata.get("kernelspec", {}).get("name", "python3"),
+        resources={"metadata": {"path": str(source.parent)}},  # run where the chapter lives
+        record_timing=False,  # no timestamps in the stored notebook
+    ).execute()
+    for index, cell in enumerate(notebook.cells):
+        # jupytext gives each cell a random id; derive one from the cell instead, so that
+        # re-executing an unchanged chapter rewrites an identical file.
+        cell.id = hashlib.sha1(f"{index}:{cell.source}".encode()).hexdigest()[:8]
+    target = paired_notebook(source)
+    jupytext.write(notebook, target, fmt="ipynb")
+    return target
+
+
+def _comparable_cells(notebook) -> list[tuple[str, str, tuple]]:
+    return [(cell.cell_type, cell.source.strip(), tuple(cell.metadata.get("tags", ()))) for cell in notebook.cells]
+
+
+def sync_problems(source: str | Path, notebook_path: str | Path | None = None) -> list[str]:
+    """Differences between a ``.md`` source and its paired ``.ipynb`` (cell types, sources, tags)."""
+    source = Path(source)
+    notebook_path = Path(notebook_path) if notebook_path else paired_notebook(source)
+    if not notebook_path.exists():
+        return [f"{notebook_path.name} is missing: run `make execute`"]
+    from_md = _comparable_cells(jupytext.read(source))
+    from_ipynb = _comparable_cells(jupytext.read(notebook_path))
+    problems = []
+    if len(from_md) != len(from_ipynb):
+        problems.append(f"{source.name} has {len(from_md)} cells, {notebook_path.name} has {len(from_ipynb)}")
+    for index, (md_cell, ipynb_cell) in enumerate(zip(from_md, from_ipynb)):
+        if md_cell != ipynb_cell:
+            problems.append(f"cell {index} differs:\n  .md:    {md_cell[1][:120]!r}\n  .ipynb: {ipynb_cell[1][:120]!r}")
+            break  # everything after a first difference is usually shifted too
+    return problems
+
+
+def as_python(cell_source: str) -> str:
+    """A code cell as plain Python, with IPython's magics (``%pip ...``) turned into calls."""
+    from IPython.core.inputtransformer2 import TransformerManager
+
+    return TransformerManager().transform_cell(cell_source)
+
+
+def _ends_in_expression(code: str) -> bool:
+    """Whether IPython would display the value of the cell's last statement."""
+    if code.rstrip().endswith(";"):
+        return False
+    body = ast.parse(as_python(code)).body
+    return bool(body) and isinstance(body[-1], ast.Expr)
+
+
+def _output_texts(output) -> list[str]:
+    if output.output_type == "stream":
+        return [output.text]
+    data = output.get("data", {})
+    return [data[mime] for mime in ("text/plain", "text/html", "text/markdown") if mime in data]
+
+
+def hygiene_problems(notebook_path: str | Path) -> list[str]:
+    """What is wrong with a stored, executed notebook (empty list if nothing)."""
+    notebook = nbformat.read(notebook_path, as_version=4)
+    problems = []
+    expected_count = 1
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code" or not cell.source.strip():
+            continue
+        where = f"code cell {index} ({cell.source.strip().splitlines()[0][:60]!r})"
+        if cell.execution_count != expected_count:
+            problems.append(f"{where}: execution count {cell.execution_count}, expected {expected_count}")
+        expected_count += 1
+        if _ends_in_expression(cell.source) and not cell.outputs:
+            problems.append(f"{where}: ends in an expression but has no stored output")
+        for output in cell.outputs:
+            if output.output_type == "error":
+                problems.append(f"{where}: stored an error ({output.ename})")
+            if output.output_type == "stream" and output.name == "stderr":
+                problems.append(f"{where}: wrote to stderr: {output.text[:200]!r}")
+            for text in _output_texts(output):
+                for what, pattern in VOLATILE_PATTERNS.items():
+                    match = pattern.search(text)
+                    if match:
+                        problems.append(f"{where}: output contains {what}: {match.group(0)!r}")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2 or argv[0] != "execute":
+        print(__doc__)
+        return 2
+    for source in argv[1:]:
+        print(f"executed {source} -> {execute(source)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
