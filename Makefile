@@ -13,7 +13,7 @@ endif
 .PHONY: book test data execute sync clean setup
 
 book: data  ## Execute every chapter and build the website in _build/html
-	$(BIN)/jupyter-book build --warningiserror --nitpick --keep-going .
+	$(BIN)/jupyter-book build --all --warningiserror --nitpick --keep-going .
 
 test: data  ## Unit tests, notebook hygiene, and nbval over every stored chapter notebook
 	$(BIN)/pytest tests chapters --nbval --nbval-current-env

@@ -95,6 +95,8 @@ def test_hygiene_check_catches_what_it_should(tmp_path):
     with_result.outputs[0].data["text/plain"] = "<object at 0x7f3a2b1c9d40> read from /home/someone/data"
     code_cells[1].execution_count = 99
     code_cells[2].outputs = [nbformat.v4.new_output("error", ename="ValueError", evalue="", traceback=[])]
+    shows_a_value = next(cell for cell in code_cells if cell.source.startswith("copied"))
+    shows_a_value.outputs = []
     path = tmp_path / "dirty.ipynb"
     nbformat.write(notebook, path)
     problems = "\n".join(hygiene_problems(path))
@@ -102,6 +104,7 @@ def test_hygiene_check_catches_what_it_should(tmp_path):
     assert "an absolute path" in problems
     assert "execution count 99" in problems
     assert "stored an error (ValueError)" in problems
+    assert "('copied  # the copy does not'): ends in an expression but has no stored output" in problems
 
 
 def truncated_chapter(source: Path, code_cells: int) -> nbformat.NotebookNode:

@@ -45,12 +45,26 @@ def execute(source: str | Path) -> Path:
         record_timing=False,  # no timestamps in the stored notebook
     ).execute()
     for index, cell in enumerate(notebook.cells):
+        if cell.cell_type == "code":
+            cell.outputs = _merge_streams(cell.outputs)
         # jupytext gives each cell a random id; derive one from the cell instead, so that
         # re-executing an unchanged chapter rewrites an identical file.
         cell.id = hashlib.sha1(f"{index}:{cell.source}".encode()).hexdigest()[:8]
     target = paired_notebook(source)
     jupytext.write(notebook, target, fmt="ipynb")
     return target
+
+
+def _merge_streams(outputs: list) -> list:
+    """Join consecutive writes to the same stream: how a kernel happens to flush them is not content."""
+    merged = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if output.output_type == "stream" and previous is not None and previous.output_type == "stream" and previous.name == output.name:
+            previous.text += output.text
+        else:
+            merged.append(output)
+    return merged
 
 
 def _comparable_cells(notebook) -> list[tuple[str, str, tuple]]:
@@ -82,12 +96,12 @@ def as_python(cell_source: str) -> str:
     return TransformerManager().transform_cell(cell_source)
 
 
-def _ends_in_expression(code: str) -> bool:
-    """Whether IPython would display the value of the cell's last statement."""
+def _ends_in_value(code: str) -> bool:
+    """Whether the cell ends in an expression that IPython displays (calls may return None, so they don't count)."""
     if code.rstrip().endswith(";"):
         return False
     body = ast.parse(as_python(code)).body
-    return bool(body) and isinstance(body[-1], ast.Expr)
+    return bool(body) and isinstance(body[-1], ast.Expr) and not isinstance(body[-1].value, ast.Call)
 
 
 def _output_texts(output) -> list[str]:
@@ -109,7 +123,7 @@ def hygiene_problems(notebook_path: str | Path) -> list[str]:
         if cell.execution_count != expected_count:
             problems.append(f"{where}: execution count {cell.execution_count}, expected {expected_count}")
         expected_count += 1
-        if _ends_in_expression(cell.source) and not cell.outputs:
+        if _ends_in_value(cell.source) and not cell.outputs:
             problems.append(f"{where}: ends in an expression but has no stored output")
         for output in cell.outputs:
             if output.output_type == "error":
