@@ -13,6 +13,7 @@ endif
 .PHONY: book test data execute sync clean setup
 
 book: data  ## Execute every chapter and build the website in _build/html
+	rm -rf _build/html  # no pages left over from earlier builds
 	$(BIN)/jupyter-book build --all --warningiserror --nitpick --keep-going .
 
 test: data  ## Unit tests, notebook hygiene, and nbval over every stored chapter notebook
@@ -26,7 +27,7 @@ $(INSTALLED): requirements.txt pyproject.toml
 	touch $@
 
 data: setup  ## Fetch (or copy from $BOOK_DATA_MIRROR) and verify every file in data/registry.json
-	$(BIN)/python -m torchbook.data
+	$(BIN)/torchbook-fetch
 
 execute: data  ## Re-execute the .md sources and rewrite the paired .ipynb with fresh outputs
 	$(BIN)/python -m torchbook.notebooks execute $(CHAPTER_SOURCES)

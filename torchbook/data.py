@@ -253,8 +253,27 @@ def torchvision_root(folder: str) -> Path:
     return fetch(folder).parent
 
 
+def credits_markdown(registry: Registry | None = None) -> str:
+    """A Markdown table of every dataset in the registry: what it is, where it comes from, its credit and licence."""
+    registry = registry or Registry.from_json(registry_path())
+    rows = [
+        "| dataset | files | upstream | credit | licence |",
+        "|---|---|---|---|---|",
+    ]
+    for name, info in registry.datasets.items():
+        upstream = registry.upstreams[info["upstream"]]
+        files = info["files"]
+        folders = sorted({path.rsplit("/", 1)[0] + "/" for path in files})
+        where = ", ".join(f"`{folder}`" for folder in folders)
+        rows.append(
+            f"| **{info['title']}** (`{name}`) | {len(files)} in {where} | [{info['upstream']}]({upstream['base_url']}) "
+            f"| {info['credit']} | {info['licence']} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
-    """``python -m torchbook.data [NAME ...]``: fetch the named files or folders, or every file in the registry."""
+    """``torchbook-fetch [NAME ...]``: fetch the named files or folders, or every file in the registry."""
     import sys
 
     names = sys.argv[1:] if argv is None else argv

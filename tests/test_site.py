@@ -1,0 +1,228 @@
+"""The built website (_build/html), read the way a person reads it.
+
+`make test` builds the book first. The link checks parse the HTML; the browser checks drive
+Debian's Chromium headless through Playwright, and are skipped, saying so, where Chromium
+is not installed (`.ci/run` installs it, so CI always runs them).
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import re
+import shutil
+import threading
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urldefrag, urljoin, urlparse
+
+import pytest
+import yaml
+
+from .conftest import ROOT, toc_files
+
+SITE = ROOT / "_build" / "html"
+SCREENSHOTS = ROOT / "_build" / "screenshots"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+REPOSITORY = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
+REPO_URL, BRANCH = REPOSITORY["url"], REPOSITORY["branch"]
+ORG_REPO = urlparse(REPO_URL).path.strip("/")
+PAGES = toc_files()
+CHAPTERS = [page for page in PAGES if page.startswith("chapters/")]
+
+
+@pytest.fixture(scope="module")
+def site() -> Path:
+    if not (SITE / "index.html").exists():
+        pytest.fail("_build/html is missing: run `make book` (or `make test`, which builds it) first")
+    return SITE
+
+
+# --- links and anchors, from the HTML itself ---------------------------------------------------
+
+
+class _LinksAndIds(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links: list[str] = []
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for name in ("id", "name"):
+            if attrs.get(name):
+                self.ids.add(attrs[name])
+        for name in ("href", "src"):
+            if attrs.get(name) and not (tag == "link" and attrs.get("rel") in ("preconnect", "dns-prefetch")):
+                self.links.append(attrs[name])
+
+
+@functools.lru_cache(maxsize=None)
+def _parse(path: Path) -> _LinksAndIds:
+    parser = _LinksAndIds()
+    parser.feed(path.read_text(encoding="utf-8"))
+    return parser
+
+
+def link_problems(site: Path) -> tuple[list[Path], list[str], set[str]]:
+    """The pages of a built site, its broken internal links and anchors, and its external URLs."""
+    broken, external = [], set()
+    pages = sorted(p for p in site.rglob("*.html") if "_static" not in p.parts and "_sources" not in p.parts)
+    for page in pages:
+        base = page.relative_to(site).as_posix()
+        for link in _parse(page).links:
+            scheme = urlparse(link).scheme
+            if scheme in ("http", "https", "mailto"):
+                external.add(link)
+                continue
+            if scheme or link.startswith("//"):
+                continue  # javascript:, data: and the like
+            target, fragment = urldefrag(urljoin(base, link))
+            target = urlparse(target).path  # without ?v=... cache busters
+            target_path = site / unquote(target) if target else page
+            if target_path.is_dir():
+                target_path = target_path / "index.html"
+            if not target_path.exists():
+                broken.append(f"{base}: {link} (no file {target_path.relative_to(site)})")
+            elif fragment and target_path.suffix == ".html" and unquote(fragment) not in _parse(target_path).ids:
+                broken.append(f"{base}: {link} (no anchor #{fragment})")
+    return pages, broken, external
+
+
+def test_internal_links_and_anchors_resolve(site):
+    pages, broken, external = link_problems(site)
+    listing = ROOT / "_build" / "external-links.txt"
+    listing.write_text("".join(f"{url}\n" for url in sorted(external)))
+    print(f"{len(pages)} pages checked; {len(external)} external URLs listed, not fetched, in {listing.relative_to(ROOT)}")
+    assert not broken, "broken links:\n" + "\n".join(broken)
+    assert any(url.startswith(REPO_URL) for url in external), "the repository buttons are missing"
+
+
+def test_link_checker_reports_a_broken_anchor(site, tmp_path):
+    """The checker above must be able to fail: a copy of the site with one anchor removed."""
+    copy = tmp_path / "html"
+    shutil.copytree(site, copy, ignore=shutil.ignore_patterns("_static", "_sources", "_images"))
+    chapter = copy / f"{CHAPTERS[0]}.html"
+    html = chapter.read_text(encoding="utf-8")
+    anchor = re.search(r'<section id="([^"]+)"', html).group(1)
+    linking_pages = [p for p in copy.rglob("*.html") if f"#{anchor}" in p.read_text(encoding="utf-8")]
+    assert linking_pages, f"nothing links to #{anchor}"
+    chapter.write_text(html.replace(f'id="{anchor}"', 'id="renamed"'), encoding="utf-8")
+    _, broken, _ = link_problems(copy)
+    assert any(f"#{anchor} (no anchor #{anchor})" in problem for problem in broken), broken
+
+
+# --- in a real browser ----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def base_url(site):
+    handler = functools.partial(_QuietHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+    server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        pytest.skip(f"browser tests skipped: {CHROMIUM} is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+class PageVisit:
+    """A page opened in a fresh tab that records console errors and every request leaving 127.0.0.1."""
+
+    def __init__(self, browser, url):
+        self.context = browser.new_context(viewport={"width": 1280, "height": 900})
+        self.page = self.context.new_page()
+        self.console_errors: list[str] = []
+        self.external_requests: list[str] = []
+        self.page.on("console", lambda message: message.type == "error" and self.console_errors.append(message.text))
+        self.page.on("pageerror", lambda error: self.console_errors.append(f"uncaught: {error}"))
+        self.page.route(re.compile(r"^(?!http://127\.0\.0\.1[:/]).*"), self._block)
+        self.page.goto(url, wait_until="networkidle")
+
+    def _block(self, route):
+        # This machine has no network: an outside request would fail anyway. Record it instead.
+        self.external_requests.append(route.request.url)
+        route.abort()
+
+    def close(self):
+        self.context.close()
+
+
+@pytest.mark.parametrize("page_name", PAGES)
+def test_page_in_browser(browser, base_url, page_name):
+    visit = PageVisit(browser, urljoin(base_url, f"{page_name}.html"))
+    page = visit.page
+    try:
+        # Images: load lazy ones too, then every <img> must have pixels and a text alternative.
+        page.evaluate("document.querySelectorAll('img').forEach(img => img.loading = 'eager')")
+        page.wait_for_function("[...document.images].every(img => img.complete)")
+        images = page.evaluate(
+            """[...document.images].map(img => ({
+                src: img.getAttribute('src'), width: img.naturalWidth,
+                alt: img.getAttribute('alt') || '',
+                caption: img.closest('figure')?.querySelector('figcaption')?.innerText || ''}))"""
+        )
+        assert not [i["src"] for i in images if i["width"] == 0], "images that did not load"
+        assert not [i["src"] for i in images if not (i["alt"].strip() or i["caption"].strip())], "images without alt text or caption"
+
+        if page_name in CHAPTERS:
+            hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+            expected = {
+                "Colab": f"https://colab.research.google.com/github/{ORG_REPO}/blob/{BRANCH}/{page_name}.ipynb",
+                "Binder": f"https://mybinder.org/v2/gh/{ORG_REPO}/{BRANCH}?urlpath=lab/tree/{page_name}.ipynb",
+                ".ipynb download": urljoin(base_url, f"_sources/{page_name}.ipynb"),
+                ".md download": urljoin(base_url, f"_sources/{page_name}.md"),
+                "edit button": f"{REPO_URL}/edit/{BRANCH}/{page_name}.md",
+            }
+            missing = {what: href for what, href in expected.items() if href not in hrefs}
+            assert not missing, f"missing buttons: {missing}"
+            notebook = page.request.get(expected[".ipynb download"])
+            assert notebook.ok and '"cells"' in notebook.text(), "the .ipynb download is not a notebook"
+            source = page.request.get(expected[".md download"])
+            assert source.ok and "format_name: myst" in source.text(), "the .md download is not the MyST source"
+            figures = page.locator("figure img").count()
+            assert figures >= 1, "a chapter should show at least one figure"
+
+        if page.locator("div.math, span.math").count():
+            page.wait_for_selector("mjx-container", timeout=10_000)  # MathJax, served by the site itself, ran
+
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{page_name.replace('/', '__')}.png"), full_page=True)
+        assert visit.console_errors == [], "console errors"
+        assert visit.external_requests == [], "the page tried to load something from outside the site"
+    finally:
+        visit.close()
+
+
+def test_search_finds_dataloader(browser, base_url):
+    visit = PageVisit(browser, urljoin(base_url, "search.html?q=DataLoader"))
+    try:
+        visit.page.wait_for_selector("#search-results ul.search li", timeout=15_000)
+        results = visit.page.eval_on_selector_all("#search-results ul.search li a", "links => links.map(a => a.href)")
+        assert any("chapters/04-sgd-and-dataloaders.html" in href for href in results), results
+        assert visit.console_errors == []
+    finally:
+        visit.close()
