@@ -16,7 +16,7 @@ book: data  ## Execute every chapter and build the website in _build/html
 	rm -rf _build/html  # no pages left over from earlier builds
 	$(BIN)/jupyter-book build --all --warningiserror --nitpick --keep-going .
 
-test: data  ## Unit tests, notebook hygiene, and nbval over every stored chapter notebook
+test: book  ## Build the site, then: unit tests, notebook checks, nbval over every chapter, site and browser tests
 	$(BIN)/pytest tests chapters --nbval --nbval-current-env
 
 setup: $(INSTALLED)

@@ -251,3 +251,14 @@ def test_torchvision_finds_mnist_where_the_data_layer_puts_it(monkeypatch, tmp_p
     image, label = test_split[0]
     assert len(test_split) == 10_000
     assert image.size == (28, 28) and label == 7
+
+
+def test_credits_list_every_dataset_with_its_upstream_and_licence():
+    registry = Registry.from_json(ROOT / "data" / "registry.json")
+    credits = data.credits_markdown(registry)
+    for name, info in registry.datasets.items():
+        assert f"**{info['title']}** (`{name}`)" in credits
+        assert f"- licence: {info['licence']}" in credits
+        assert registry.upstreams[info["upstream"]]["base_url"] in credits
+    toy = data.credits_markdown(tiny_registry("https://example.org/"))
+    assert "- files: 2 in `raw/dir with space/`" in toy

@@ -254,22 +254,21 @@ def torchvision_root(folder: str) -> Path:
 
 
 def credits_markdown(registry: Registry | None = None) -> str:
-    """A Markdown table of every dataset in the registry: what it is, where it comes from, its credit and licence."""
+    """Markdown that credits every dataset in the registry: its files, upstream, credit and licence."""
     registry = registry or Registry.from_json(registry_path())
-    rows = [
-        "| dataset | files | upstream | credit | licence |",
-        "|---|---|---|---|---|",
-    ]
+    entries = []
     for name, info in registry.datasets.items():
         upstream = registry.upstreams[info["upstream"]]
         files = info["files"]
         folders = sorted({path.rsplit("/", 1)[0] + "/" for path in files})
-        where = ", ".join(f"`{folder}`" for folder in folders)
-        rows.append(
-            f"| **{info['title']}** (`{name}`) | {len(files)} in {where} | [{info['upstream']}]({upstream['base_url']}) "
-            f"| {info['credit']} | {info['licence']} |"
+        entries.append(
+            f"**{info['title']}** (`{name}`)\n\n"
+            f"- files: {len(files)} in {', '.join(f'`{folder}`' for folder in folders)}\n"
+            f"- upstream: [{info['upstream']}]({upstream['base_url']})\n"
+            f"- credit: {info['credit']}\n"
+            f"- licence: {info['licence']}\n"
         )
-    return "\n".join(rows) + "\n"
+    return "\n".join(entries)
 
 
 def main(argv: list[str] | None = None) -> int:
