@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import threading
 from pathlib import Path
@@ -47,6 +48,18 @@ class _Routes(http.server.BaseHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
+def serving(handler):
+    """Run an HTTP server with this request handler on 127.0.0.1 (a free port) while the block runs."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
 def http_server():
     """Serve `server.routes` on 127.0.0.1; yields the server, whose `url(path)` gives the address."""
@@ -54,11 +67,7 @@ def http_server():
     class Handler(_Routes):
         routes = {}
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.routes = Handler.routes
-    server.url = lambda path: f"http://127.0.0.1:{server.server_address[1]}{path}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(Handler) as server:
+        server.routes = Handler.routes
+        server.url = lambda path: f"http://127.0.0.1:{server.server_address[1]}{path}"
+        yield server

@@ -12,7 +12,6 @@ import http.server
 import os
 import re
 import shutil
-import threading
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
@@ -20,7 +19,7 @@ from urllib.parse import unquote, urldefrag, urljoin, urlparse
 import pytest
 import yaml
 
-from .conftest import ROOT, toc_files
+from .conftest import ROOT, serving, toc_files
 
 SITE = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
@@ -125,12 +124,8 @@ def test_link_checker_reports_a_broken_anchor(site, tmp_path):
 
 @pytest.fixture(scope="module")
 def base_url(site):
-    handler = functools.partial(_QuietHandler, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
+    with serving(functools.partial(_QuietHandler, directory=str(site))) as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
