@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import copy
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -44,6 +45,17 @@ def test_chapter_opens_with_the_setup_cell_for_this_repository(source):
     repository_url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     first_code_cell = next(cell for cell in jupytext.read(source).cells if cell.cell_type == "code")
     assert first_code_cell.source == setup_cell(repository_url)
+
+
+@pytest.mark.parametrize("source", CHAPTERS, ids=chapter_ids)
+def test_chapter_says_what_it_teaches_and_sums_up(source):
+    """Opens with what the reader will learn; closes with a summary that points to what comes next."""
+    markdown = [cell.source for cell in jupytext.read(source).cells if cell.cell_type == "markdown"]
+    assert "In this chapter you will:" in markdown[0]
+    text = "\n\n".join(markdown)
+    summary = re.search(r"^## Summary$", text, flags=re.MULTILINE)
+    assert summary, "no '## Summary' section"
+    assert "next" in text[summary.end():].lower(), "the summary should point to what comes next"
 
 
 def test_toc_lists_existing_documents_and_every_chapter():

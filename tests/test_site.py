@@ -119,6 +119,24 @@ def test_link_checker_reports_a_broken_anchor(site, tmp_path):
     assert any(f"#{anchor} (no anchor #{anchor})" in problem for problem in broken), broken
 
 
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images: list[dict] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs))
+
+
+@pytest.mark.parametrize("page_name", PAGES)
+def test_every_image_has_alt_text(site, page_name):
+    parser = _Images()
+    parser.feed((site / f"{page_name}.html").read_text(encoding="utf-8"))
+    assert parser.images, "no images at all (the logo is one)"
+    assert [img["src"] for img in parser.images if not (img.get("alt") or "").strip()] == []
+
+
 # --- in a real browser ----------------------------------------------------------------------
 
 
