@@ -3,8 +3,8 @@
 sphinx-thebe 0.3.1 registers its inline configuration script (``const THEBE_JS_URL = ...``)
 every time Sphinx reads documents, and with Sphinx 7 the page then carries it twice. The
 second copy throws "Identifier 'THEBE_JS_URL' has already been declared" in the browser's
-console on every page (sphinx-togglebutton's one-line script is doubled the same way). Dropping exact duplicates of inline scripts removes the error and
-changes nothing else.
+console on every page (sphinx-togglebutton's one-line script is doubled the same way).
+Dropping exact duplicates of inline scripts removes the error and changes nothing else.
 """
 
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+REPOSITORY = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]  # url and branch, named once
 
 
 def toc_files() -> list[str]:

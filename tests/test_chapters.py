@@ -17,12 +17,11 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
-import yaml
 
 from torchbook.data import Registry
 from torchbook.notebooks import as_python, hygiene_problems, paired_notebook, sync_problems
 
-from .conftest import ROOT, chapter_sources, toc_files
+from .conftest import REPOSITORY, ROOT, chapter_sources, toc_files
 
 CHAPTERS = chapter_sources()
 chapter_ids = [source.stem for source in CHAPTERS]
@@ -42,9 +41,8 @@ def setup_cell(repository_url: str) -> str:
 @pytest.mark.parametrize("source", CHAPTERS, ids=chapter_ids)
 def test_chapter_opens_with_the_setup_cell_for_this_repository(source):
     """Colab needs the repository's URL in the notebook; it must be the one _config.yml names."""
-    repository_url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     first_code_cell = next(cell for cell in jupytext.read(source).cells if cell.cell_type == "code")
-    assert first_code_cell.source == setup_cell(repository_url)
+    assert first_code_cell.source == setup_cell(REPOSITORY["url"])
 
 
 @pytest.mark.parametrize("source", CHAPTERS, ids=chapter_ids)

@@ -17,9 +17,8 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 import pytest
-import yaml
 
-from .conftest import ROOT, serving, toc_files
+from .conftest import REPOSITORY, ROOT, serving, toc_files
 
 SITE = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
@@ -31,7 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-REPOSITORY = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]
 REPO_URL, BRANCH = REPOSITORY["url"], REPOSITORY["branch"]
 ORG_REPO = urlparse(REPO_URL).path.strip("/")
 PAGES = toc_files()
@@ -48,14 +46,19 @@ def site() -> Path:
 # --- links and anchors, from the HTML itself ---------------------------------------------------
 
 
-class _LinksAndIds(HTMLParser):
+class _PageParts(HTMLParser):
+    """What the checks need from a page: its links, its element ids, and its images' attributes."""
+
     def __init__(self):
         super().__init__()
         self.links: list[str] = []
         self.ids: set[str] = set()
+        self.images: list[dict] = []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs)
         for name in ("id", "name"):
             if attrs.get(name):
                 self.ids.add(attrs[name])
@@ -65,8 +68,8 @@ class _LinksAndIds(HTMLParser):
 
 
 @functools.lru_cache(maxsize=None)
-def _parse(path: Path) -> _LinksAndIds:
-    parser = _LinksAndIds()
+def _parse(path: Path) -> _PageParts:
+    parser = _PageParts()
     parser.feed(path.read_text(encoding="utf-8"))
     return parser
 
@@ -119,22 +122,11 @@ def test_link_checker_reports_a_broken_anchor(site, tmp_path):
     assert any(f"#{anchor} (no anchor #{anchor})" in problem for problem in broken), broken
 
 
-class _Images(HTMLParser):
-    def __init__(self):
-        super().__init__()
-        self.images: list[dict] = []
-
-    def handle_starttag(self, tag, attrs):
-        if tag == "img":
-            self.images.append(dict(attrs))
-
-
 @pytest.mark.parametrize("page_name", PAGES)
 def test_every_image_has_alt_text(site, page_name):
-    parser = _Images()
-    parser.feed((site / f"{page_name}.html").read_text(encoding="utf-8"))
-    assert parser.images, "no images at all (the logo is one)"
-    assert [img["src"] for img in parser.images if not (img.get("alt") or "").strip()] == []
+    images = _parse(site / f"{page_name}.html").images
+    assert images, "no images at all (the logo is one)"
+    assert [img["src"] for img in images if not (img.get("alt") or "").strip()] == []
 
 
 # --- in a real browser ----------------------------------------------------------------------
