@@ -1,17 +1,41 @@
-"""Shared fixtures: the book's layout, and a small HTTP server on 127.0.0.1 for download tests."""
+"""Shared helpers: the book's layout, its data registry, an nbval runner, and a small HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.server
+import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
 import pytest
 import yaml
 
+from torchbook.data import Registry
+
 ROOT = Path(__file__).resolve().parents[1]
 REPOSITORY = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]  # url and branch, named once
+
+
+@functools.lru_cache(maxsize=1)
+def book_registry() -> Registry:
+    """The book's real data registry, data/registry.json."""
+    return Registry.from_json(ROOT / "data" / "registry.json")
+
+
+def run_nbval(notebook: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
+    """Run nbval on one notebook in its own folder, in a fresh pytest process; returns the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider", notebook.name],
+        cwd=notebook.parent,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy() if env is None else env,
+    )
 
 
 def toc_files() -> list[str]:

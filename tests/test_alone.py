@@ -13,19 +13,23 @@ import shutil
 import subprocess
 import sys
 
+import pytest
+
 from torchbook.data import DATA_DIR_ENV
 
-from .conftest import ROOT, chapter_sources
+from .conftest import ROOT, chapter_sources, run_nbval
 
 CHAPTER = chapter_sources()[0]  # the chapter that reads the most data files
 
 
 def run(command, **kwargs):
+    """Run a command (pip here); fail the test with its output if it fails."""
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, **kwargs)
     assert result.returncode == 0, f"{' '.join(map(str, command))} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result
 
 
+@pytest.mark.kernel
 def test_chapter_passes_nbval_alone_in_an_empty_folder(tmp_path):
     wheels, site_packages, cache, reader = (tmp_path / name for name in ("wheels", "site", "cache", "reader"))
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", wheels, ROOT])
@@ -39,11 +43,8 @@ def test_chapter_passes_nbval_alone_in_an_empty_folder(tmp_path):
 
     env = {key: value for key, value in os.environ.items() if key != DATA_DIR_ENV}
     env.update(PYTHONPATH=str(site_packages), XDG_CACHE_HOME=str(cache))
-    result = run(
-        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider", notebook.name],
-        cwd=reader,
-        env=env,
-    )
+    result = run_nbval(notebook, env=env)
+    assert result.returncode == 0, result.stdout[-4000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
 
     assert sorted(p.name for p in reader.iterdir()) == [notebook.name], "the chapter wrote files next to itself"

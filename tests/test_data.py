@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import re
 import socket
-from pathlib import Path
+import zipfile
+from pathlib import Path, PurePosixPath
+from urllib.parse import unquote, urlparse
 
 import pytest
 
 from torchbook import data
 from torchbook.data import DataIntegrityError, DataStore, DataUnavailableError, Registry
 
-from .conftest import ROOT
+from .conftest import ROOT, book_registry
 
 GOOD = b"the bytes the registry expects\n" * 100
 GOOD_SHA = hashlib.sha256(GOOD).hexdigest()
@@ -56,16 +59,28 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def test_real_registry_is_well_formed():
-    registry = Registry.from_json(ROOT / "data" / "registry.json")
-    assert len(registry) > 100
+    registry = book_registry()
     for data_file in registry:
         assert re.fullmatch(r"[0-9a-f]{64}", data_file.sha256), data_file.path
-        assert data_file.url.startswith("https://"), data_file.url
-        assert " " not in data_file.url, data_file.url
+        path = PurePosixPath(data_file.path)
+        assert not path.is_absolute() and ".." not in path.parts and str(path) == data_file.path, data_file.path
+        url = urlparse(data_file.url)
+        assert url.scheme == "https" and url.netloc, data_file.url
+        upstream = registry.upstreams[registry.datasets[data_file.dataset]["upstream"]]
+        # The URL names this very file: the upstream's base and the path, percent-encoded once.
+        assert unquote(data_file.url) == upstream["base_url"] + data_file.path.removeprefix(upstream["strip"])
+    for folder in registry.folders.values():
+        assert re.fullmatch(r"[0-9a-f]{64}", folder.tree_sha256) and folder.file_count > 0, folder.path
+        assert urlparse(folder.archive_url).scheme == "https" and folder.keep, folder.path
+    used = {info["upstream"] for info in registry.datasets.values()}
+    assert used == set(registry.upstreams), "an upstream no dataset uses, or a dataset whose upstream is missing"
+    for name, info in registry.datasets.items():
+        assert info["credit"].strip() and info["licence"].strip(), name
+        assert info.get("files") or info.get("folders"), f"{name} lists no files"
 
 
 def test_dlwpt_urls_are_pinned_to_one_commit_and_quoted():
-    registry = Registry.from_json(ROOT / "data" / "registry.json")
+    registry = book_registry()
     dicom = registry["p1ch4/volumetric-dicom/2-LUNG 3.0  B70f-04083/000000.dcm"]
     assert dicom.url == (
         "https://raw.githubusercontent.com/deep-learning-with-pytorch/dlwpt-code/"
@@ -76,7 +91,7 @@ def test_dlwpt_urls_are_pinned_to_one_commit_and_quoted():
 
 
 def test_unknown_name_suggests_close_matches(tmp_path):
-    store = DataStore(Registry.from_json(ROOT / "data" / "registry.json"), tmp_path, download=no_network)
+    store = DataStore(book_registry(), tmp_path, download=no_network)
     with pytest.raises(KeyError, match="Did you mean 'p1ch4/image-dog/bobby.jpg'"):
         store.fetch("p1ch4/image-dog/boby.jpg")
 
@@ -85,13 +100,31 @@ def test_mirror_checksums_match_the_registry():
     """The offline mirror's own SHA256SUMS and the registry list the same files with the same hashes."""
     mirror = os.environ.get(data.MIRROR_ENV)
     if not mirror:
-        pytest.skip(f"{data.MIRROR_ENV} is not set: no offline mirror to compare with")
+        pytest.skip(f"{data.MIRROR_ENV} is not set: no offline mirror to compare with (the data/ tests run anyway)")
     listed = {}
     for line in (Path(mirror) / "SHA256SUMS").read_text().splitlines():
         sha, path = line.split("  ", 1)
         listed[path] = sha
-    registry = Registry.from_json(ROOT / "data" / "registry.json")
+    registry = book_registry()
+    for folder in registry.folders.values():
+        # The folder's tree hash, recomputed from the mirror's own list of its files.
+        inside = sorted(((p.removeprefix(folder.path + "/"), sha) for p, sha in listed.items() if p.startswith(folder.path + "/")), key=lambda i: i[0].encode())
+        listing = "".join(f"{p}\t{sha}\n" for p, sha in inside)
+        assert (hashlib.sha256(listing.encode()).hexdigest(), len(inside)) == (folder.tree_sha256, folder.file_count)
+        listed = {p: sha for p, sha in listed.items() if not p.startswith(folder.path + "/")}
     assert {f.path: f.sha256 for f in registry} == listed
+
+
+def test_fetched_data_matches_the_registry():
+    """What `make data` fetched into data/ (from upstream or from a mirror) is what the registry lists."""
+    store = DataStore(book_registry(), ROOT / "data", download=no_network)
+    missing = [name for name in store.registry.names() if not (ROOT / "data" / name).exists()]
+    if missing:
+        pytest.skip(f"run `make data` first: {len(missing)} registry entries are not in data/")
+    for data_file in store.registry:
+        assert data.sha256_of(ROOT / "data" / data_file.path) == data_file.sha256, data_file.path
+    for folder in store.registry.folders.values():
+        assert data.tree_sha256(ROOT / "data" / folder.path) == (folder.tree_sha256, folder.file_count)
 
 
 # --- downloading ------------------------------------------------------------------------------
@@ -175,27 +208,30 @@ def mirror(tmp_path):
     return folder
 
 
-def test_mirror_mode_copies_and_never_downloads(mirror, tmp_path):
-    cache = tmp_path / "cache"
-    store = DataStore(tiny_registry(closed_port_url()), cache, mirror=mirror, download=no_network)
+@pytest.fixture
+def mirror_store(mirror, tmp_path):
+    """A store that copies from the mirror above into tmp_path/cache, and fails if it tries to download."""
+    return DataStore(tiny_registry(closed_port_url()), tmp_path / "cache", mirror=mirror, download=no_network)
+
+
+def test_mirror_mode_copies_and_never_downloads(mirror_store, tmp_path):
+    store, cache = mirror_store, tmp_path / "cache"
     path = store.fetch("raw/dir with space/good.bin")
     assert path == cache / "raw/dir with space/good.bin"
     assert path.read_bytes() == GOOD
     assert store.fetch("raw/dir with space/good.bin") == path  # second call: verified copy reused
 
 
-def test_fetching_a_folder_fetches_all_its_files(mirror, tmp_path):
-    cache = tmp_path / "cache"
-    store = DataStore(tiny_registry(closed_port_url()), cache, mirror=mirror, download=no_network)
+def test_fetching_a_folder_fetches_all_its_files(mirror_store, tmp_path):
+    store, cache = mirror_store, tmp_path / "cache"
     folder = store.fetch("raw/dir with space")
     assert folder == cache / "raw/dir with space"
     assert leftovers(folder) == ["good.bin", "other.bin"]
 
 
-def test_corrupt_mirror_file_is_reported_and_never_accepted(mirror, tmp_path):
+def test_corrupt_mirror_file_is_reported_and_never_accepted(mirror, mirror_store, tmp_path):
     (mirror / "raw/dir with space/good.bin").write_bytes(GOOD[:100])  # truncated in the mirror
-    cache = tmp_path / "cache"
-    store = DataStore(tiny_registry(closed_port_url()), cache, mirror=mirror, download=no_network)
+    store, cache = mirror_store, tmp_path / "cache"
     for _ in range(2):
         with pytest.raises(DataIntegrityError) as error:
             store.fetch("raw/dir with space/good.bin")
@@ -233,11 +269,16 @@ def test_default_store_follows_the_environment(monkeypatch, mirror, tmp_path):
 
 
 def test_torchvision_finds_mnist_where_the_data_layer_puts_it(monkeypatch, tmp_path):
-    """With the real mirror: MNIST(root, download=True) reads the mirror's files and downloads nothing."""
-    if not os.environ.get(data.MIRROR_ENV):
-        pytest.skip(f"{data.MIRROR_ENV} is not set: no offline mirror to read MNIST from")
+    """MNIST(root, download=True) reads the verified files and downloads nothing.
+
+    The files come from data/, where `make data` put them (from upstream or a mirror), used
+    as the mirror of a fresh data folder: this runs wherever `make data` has run.
+    """
+    if not (ROOT / "data" / "MNIST" / "raw").is_dir():
+        pytest.skip("run `make data` first: data/MNIST/raw is missing")
     from torchvision import datasets
 
+    monkeypatch.setenv(data.MIRROR_ENV, str(ROOT / "data"))
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path))
     root = data.torchvision_root("MNIST")
     assert root == tmp_path
@@ -254,7 +295,7 @@ def test_torchvision_finds_mnist_where_the_data_layer_puts_it(monkeypatch, tmp_p
 
 
 def test_credits_list_every_dataset_with_its_upstream_and_licence():
-    registry = Registry.from_json(ROOT / "data" / "registry.json")
+    registry = book_registry()
     credits = data.credits_markdown(registry)
     for name, info in registry.datasets.items():
         assert f"**{info['title']}** (`{name}`)" in credits
@@ -262,3 +303,181 @@ def test_credits_list_every_dataset_with_its_upstream_and_licence():
         assert registry.upstreams[info["upstream"]]["base_url"] in credits
     toy = data.credits_markdown(tiny_registry("https://example.org/"))
     assert "- files: 2 in `raw/dir with space/`" in toy
+
+
+# --- folders: many files verified as one tree, fetched as one archive --------------------------
+
+TREE = {"train/cat/0000.jpg": b"cat one", "train/dog/0000.jpg": b"dog one" * 50, "test/cat/0000.jpg": b"cat two"}
+ARCHIVE_ROOT = "copy-0123abc"
+
+
+def tree_hash_of(files: dict[str, bytes]) -> str:
+    """The tree hash, computed here independently of torchbook.data."""
+    lines = "".join(f"{path}\t{hashlib.sha256(body).hexdigest()}\n" for path, body in sorted(files.items(), key=lambda i: i[0].encode()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def folder_registry(archive_url: str) -> Registry:
+    folder = {"archive_url": archive_url, "archive_root": ARCHIVE_ROOT, "keep": ["train", "test"],
+              "tree_sha256": tree_hash_of(TREE), "file_count": len(TREE)}
+    return Registry({
+        "upstreams": {"copy": {"description": "", "base_url": "https://example.org/copy/", "strip": ""}},
+        "datasets": {"images": {"title": "", "upstream": "copy", "credit": "", "licence": "", "folders": {"images": folder}}},
+    })
+
+
+def write_tree(folder: Path, files: dict[str, bytes]) -> Path:
+    for path, body in files.items():
+        (folder / path).parent.mkdir(parents=True, exist_ok=True)
+        (folder / path).write_bytes(body)
+    return folder
+
+
+def zipped(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{ARCHIVE_ROOT}/README.md", b"not part of the folder")
+        for path, body in files.items():
+            archive.writestr(f"{ARCHIVE_ROOT}/{path}", body)
+    return buffer.getvalue()
+
+
+def everything_in(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+
+
+@pytest.fixture
+def folder_mirror(tmp_path):
+    return write_tree(tmp_path / "mirror" / "images", TREE).parent
+
+
+def test_tree_hash_follows_its_definition(tmp_path):
+    assert data.tree_sha256(write_tree(tmp_path / "t", TREE)) == (tree_hash_of(TREE), 3)
+
+
+def test_folder_from_mirror_is_verified_then_trusted_by_its_stamp(folder_mirror, tmp_path, monkeypatch):
+    store = DataStore(folder_registry(closed_port_url()), tmp_path / "cache", mirror=folder_mirror, download=no_network)
+    path = store.fetch("images")
+    assert path == tmp_path / "cache" / "images"
+    assert everything_in(tmp_path / "cache") == sorted(["images", "images/.torchbook-verified.json", "images/train", "images/test", "images/train/cat", "images/train/dog", "images/test/cat", *(f"images/{p}" for p in TREE)])
+
+    def no_hashing(path):
+        raise AssertionError("a stamped folder whose files are unchanged must not be rehashed")
+
+    monkeypatch.setattr(data, "sha256_of", no_hashing)
+    assert store.fetch("images") == path
+    with pytest.raises(AssertionError, match="must not be rehashed"):
+        store.fetch("images", verify=True)  # --verify rehashes all the same
+
+
+def test_stamp_notices_a_changed_file_and_verify_catches_what_it_cannot(folder_mirror, tmp_path):
+    store = DataStore(folder_registry(closed_port_url()), tmp_path / "cache", mirror=folder_mirror, download=no_network)
+    path = store.fetch("images")
+    cat = path / "train/cat/0000.jpg"
+    status = cat.stat()
+    cat.write_bytes(b"cat ONE")  # same size, new contents, new mtime
+    with pytest.raises(DataIntegrityError, match="A file is missing, extra or altered"):
+        store.fetch("images")
+    os.utime(cat, ns=(status.st_atime_ns, status.st_mtime_ns))  # hide the change from the stamp
+    assert store.fetch("images") == path  # the stamp trusts sizes and times...
+    with pytest.raises(DataIntegrityError):
+        store.fetch("images", verify=True)  # ...which is why `torchbook-fetch --verify` exists
+
+
+@pytest.mark.parametrize("damage", ["missing", "extra", "altered"])
+def test_damaged_folder_in_data_is_reported_and_refused_again(folder_mirror, tmp_path, damage):
+    store = DataStore(folder_registry(closed_port_url()), tmp_path / "cache", mirror=folder_mirror, download=no_network)
+    path = store.fetch("images")
+    if damage == "missing":
+        (path / "test/cat/0000.jpg").unlink()
+    elif damage == "extra":
+        (path / "test/cat/0001.jpg").write_bytes(b"a stray file")
+    else:
+        (path / "train/dog/0000.jpg").write_bytes(b"dog two" * 50)
+    count = {"missing": 2, "extra": 4, "altered": 3}[damage]
+    for _ in range(2):
+        with pytest.raises(DataIntegrityError) as error:
+            store.fetch("images")
+        message = str(error.value)
+        assert f"expected tree sha256 {tree_hash_of(TREE)} over 3 files" in message
+        assert f"over {count} files" in message.splitlines()[2]
+        assert f"rm -r {path}" in message and "copied from the mirror" in message
+
+
+@pytest.mark.parametrize("damage", ["missing", "extra", "altered"])
+def test_damaged_folder_in_mirror_is_refused_and_leaves_nothing(folder_mirror, tmp_path, damage):
+    source = folder_mirror / "images"
+    if damage == "missing":
+        (source / "train/cat/0000.jpg").unlink()
+    elif damage == "extra":
+        (source / "train/cat/0001.jpg").write_bytes(b"a stray file")
+    else:
+        (source / "test/cat/0000.jpg").write_bytes(b"cat 2")
+    cache = tmp_path / "cache"
+    store = DataStore(folder_registry(closed_port_url()), cache, mirror=folder_mirror, download=no_network)
+    with pytest.raises(DataIntegrityError) as error:
+        store.fetch("images")
+    assert f"The mirror's copy {source} is not the folder the book expects" in str(error.value)
+    assert everything_in(cache) == []  # no half-copied folder, no .part folder
+
+
+def test_folder_missing_from_mirror_says_what_to_put_there(tmp_path):
+    (tmp_path / "empty-mirror").mkdir()
+    store = DataStore(folder_registry("https://example.org/copy.zip"), tmp_path / "cache", mirror=tmp_path / "empty-mirror", download=no_network)
+    with pytest.raises(DataUnavailableError, match=r"'images' is missing from the offline mirror .* folders train, test of the archive https://example.org/copy.zip"):
+        store.fetch("images")
+
+
+def test_folder_download_unpacks_only_the_kept_folders(http_server, tmp_path):
+    http_server.routes["/copy.zip"] = (zipped(TREE), None)
+    store = DataStore(folder_registry(http_server.url("/copy.zip")), tmp_path / "cache")
+    path = store.fetch("images")
+    assert {p: (path / p).read_bytes() for p in TREE} == TREE
+    assert not (path / "README.md").exists()
+    assert everything_in(tmp_path / "cache")[0:1] == ["images"]  # nothing beside it
+
+
+@pytest.mark.parametrize("archive", ["truncated", "not a zip"])
+def test_broken_archive_is_refused_and_leaves_nothing(http_server, tmp_path, archive):
+    body = zipped(TREE)
+    http_server.routes["/copy.zip"] = (body[: len(body) // 2] if archive == "truncated" else b"<html>rate limited</html>", None)
+    store = DataStore(folder_registry(http_server.url("/copy.zip")), tmp_path / "cache")
+    with pytest.raises(DataIntegrityError, match="is truncated or corrupt"):
+        store.fetch("images")
+    assert everything_in(tmp_path / "cache") == []
+
+
+def test_archive_with_an_altered_file_is_refused(http_server, tmp_path):
+    http_server.routes["/copy.zip"] = (zipped({**TREE, "test/cat/0000.jpg": b"cat 2"}), None)
+    store = DataStore(folder_registry(http_server.url("/copy.zip")), tmp_path / "cache")
+    with pytest.raises(DataIntegrityError, match="did not unpack into the folder the book expects"):
+        store.fetch("images")
+    assert everything_in(tmp_path / "cache") == []
+
+
+def test_folder_without_network_or_mirror_names_the_archive_and_the_mirror_variable(tmp_path):
+    url = closed_port_url() + "copy.zip"
+    store = DataStore(folder_registry(url), tmp_path / "cache")
+    with pytest.raises(DataUnavailableError) as error:
+        store.fetch("images")
+    assert f"Could not download 'images' from {url}" in str(error.value) and "BOOK_DATA_MIRROR" in str(error.value)
+    assert everything_in(tmp_path / "cache") == []
+
+
+def test_fetch_command_verifies_folders_on_request(folder_mirror, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(data, "registry_path", lambda: tmp_path / "registry.json")
+    (tmp_path / "registry.json").write_text(__import__("json").dumps({
+        "upstreams": folder_registry("https://example.org/c.zip").upstreams,
+        "datasets": folder_registry("https://example.org/c.zip").datasets,
+    }))
+    monkeypatch.setenv(data.MIRROR_ENV, str(folder_mirror))
+    monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "cache"))
+    assert data.main([]) == 0
+    assert "1 registry entries verified" in capsys.readouterr().out
+    damaged = tmp_path / "cache/images/test/cat/0000.jpg"
+    status = damaged.stat()
+    damaged.write_bytes(b"cat TWO")
+    os.utime(damaged, ns=(status.st_atime_ns, status.st_mtime_ns))  # same size and time: the stamp cannot tell
+    assert data.main(["images"]) == 0
+    with pytest.raises(DataIntegrityError):
+        data.main(["--verify", "images"])

@@ -1,4 +1,8 @@
-"""The GitHub Actions workflows cannot run here; check that they parse and say what they should."""
+"""The GitHub Actions workflows cannot run here; check that they parse and agree with the Makefile.
+
+What they run must exist: a workflow calling a make target that was renamed, or uploading a
+folder the build no longer writes, would fail only on GitHub.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ import yaml
 from .conftest import ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
+MAKE_TARGETS = set(re.findall(r"^([\w-]+):", (ROOT / "Makefile").read_text(), flags=re.MULTILINE))
 
 
 def load(name: str) -> dict:
@@ -23,30 +28,16 @@ def steps(workflow: dict) -> list[dict]:
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yml")))
-def test_workflow_is_valid_and_pins_action_versions(name):
+def test_workflow_runs_make_targets_that_exist(name):
     workflow = load(name)
-    assert workflow["name"] and workflow["on"] and workflow["jobs"]
-    for job_name, job in workflow["jobs"].items():
-        assert "runs-on" in job, job_name
-        assert job.get("steps"), job_name
-    for step in steps(workflow):
-        assert ("uses" in step) != ("run" in step), step
-        if "uses" in step:
-            assert re.fullmatch(r"[\w.-]+/[\w.-]+@v\d+", step["uses"]), step["uses"]
+    commands = [step["run"] for step in steps(workflow) if "run" in step]
+    targets = [target for command in commands for target in re.findall(r"\bmake ([\w-]+)", command)]
+    assert targets, f"{name} runs no make target"
+    assert set(targets) <= MAKE_TARGETS, f"{name} runs targets the Makefile lacks: {set(targets) - MAKE_TARGETS}"
 
 
-def test_test_workflow_runs_make_test():
-    workflow = load("test.yml")
-    assert "push" in workflow["on"] and "pull_request" in workflow["on"]
-    assert any(step.get("run") == "make test" for step in steps(workflow))
-
-
-def test_pages_workflow_builds_and_deploys_the_site():
+def test_pages_workflow_publishes_the_folder_the_build_writes():
     workflow = load("pages.yml")
-    assert workflow["permissions"] == {"contents": "read", "pages": "write", "id-token": "write"}
-    build, deploy = workflow["jobs"]["build"], workflow["jobs"]["deploy"]
-    assert any(step.get("run") == "make book" for step in build["steps"])
-    upload = next(step for step in build["steps"] if step.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    upload = next(step for step in steps(workflow) if step.get("uses", "").startswith("actions/upload-pages-artifact@"))
     assert upload["with"]["path"] == "_build/html"
-    assert deploy["needs"] == "build"
-    assert deploy["steps"][0]["uses"].startswith("actions/deploy-pages@")
+    assert "rm -rf _build/html" in (ROOT / "Makefile").read_text(), "the Makefile no longer builds into _build/html"

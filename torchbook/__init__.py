@@ -1,6 +1,7 @@
-"""Helpers shared by the chapters of the book: data, devices and plotting."""
+"""Helpers shared by the chapters of the book: the data registry and fetch, the thermometer data, devices."""
 
 from torchbook.data import fetch, torchvision_root
 from torchbook.device import get_device
+from torchbook.thermometer import thermometer_readings, train_val_indices
 
-__all__ = ["fetch", "get_device", "torchvision_root"]
+__all__ = ["fetch", "get_device", "thermometer_readings", "torchvision_root", "train_val_indices"]

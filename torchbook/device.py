@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
+
+DEVICE_ENV = "TORCHBOOK_DEVICE"
 
 
 def get_device() -> torch.device:
-    """The first CUDA GPU if there is one, else Apple's MPS backend if present, else the CPU."""
+    """The first CUDA GPU if there is one, else Apple's MPS backend if present, else the CPU.
+
+    Setting the environment variable ``TORCHBOOK_DEVICE`` (``cpu``, ``cuda:1``, ...) overrides the
+    choice: to keep a GPU free, or, in the book's tests, to check that no compared output
+    depends on the device.
+    """
+    if os.environ.get(DEVICE_ENV):
+        return torch.device(os.environ[DEVICE_ENV])
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():

@@ -1,9 +1,11 @@
 """Maintaining the book's notebooks: execute a chapter, and check a pair's sync and hygiene.
 
+Maintainer tooling, kept out of the reader's package `torchbook`: it needs jupytext, nbformat,
+nbclient and IPython, which `requirements.txt` installs for building and testing the book.
 Each chapter is a MyST-markdown notebook ``chapters/NN-name.md`` (the source people edit)
 paired through jupytext with ``chapters/NN-name.ipynb`` (which stores the executed outputs).
 
-    python -m torchbook.notebooks execute chapters/01-tensors.md   # what `make execute` runs
+    python -m tools.notebooks execute chapters/01-tensors.md   # what `make execute` runs
 """
 
 from __future__ import annotations
@@ -135,6 +137,35 @@ def hygiene_problems(notebook_path: str | Path) -> list[str]:
                     match = pattern.search(text)
                     if match:
                         problems.append(f"{where}: output contains {what}: {match.group(0)!r}")
+    return problems
+
+
+def _called_name(call: ast.Call) -> str | None:
+    return getattr(call.func, "id", getattr(call.func, "attr", None))
+
+
+def device_cell_problems(notebook_path: str | Path) -> list[str]:
+    """Code cells whose outputs nbval compares although they use the device that ``get_device()`` picks.
+
+    Such a cell prints ``cpu`` on one machine and ``cuda`` on another, or digits that a GPU
+    computes in a different order: it must be tagged ``nbval-ignore-output``, and the
+    chapter should check what does not depend on the device in a cell of its own.
+    """
+    notebook = jupytext.read(notebook_path)
+    device_names: set[str] = set()
+    problems = []
+    for index, cell in enumerate(notebook.cells):
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(as_python(cell.source))
+        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and _called_name(node) == "get_device"]
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _called_name(node.value) == "get_device":
+                device_names.update(target.id for target in node.targets if isinstance(target, ast.Name))
+        uses_device = calls or any(isinstance(node, ast.Name) and node.id in device_names for node in ast.walk(tree))
+        if uses_device and "nbval-ignore-output" not in cell.metadata.get("tags", ()):
+            first_line = cell.source.strip().splitlines()[0][:60]
+            problems.append(f"code cell {index} ({first_line!r}) uses the device but is not tagged nbval-ignore-output")
     return problems
 
 
