@@ -16,7 +16,14 @@ import nbformat
 import pytest
 
 from torchbook.device import DEVICE_ENV
-from tools.notebooks import as_python, device_cell_problems, hygiene_problems, paired_notebook, sync_problems
+from tools.notebooks import (
+    as_python,
+    device_cell_problems,
+    hygiene_problems,
+    paired_notebook,
+    sync_problems,
+    typed_numbers_from_outputs,
+)
 
 from .conftest import REPOSITORY, ROOT, book_registry, chapter_sources, run_nbval, toc_files
 
@@ -40,6 +47,8 @@ def test_chapter_opens_with_the_setup_cell_for_this_repository(source):
     """Colab needs the repository's URL in the notebook; it must be the one _config.yml names."""
     first_code_cell = next(cell for cell in jupytext.read(source).cells if cell.cell_type == "code")
     assert first_code_cell.source == setup_cell(REPOSITORY["url"])
+    # Needed in Jupyter and Colab, noise on the website: removed from the page, kept in the notebook.
+    assert "remove-cell" in first_code_cell.metadata.get("tags", [])
 
 
 @pytest.mark.parametrize("source", CHAPTERS, ids=chapter_ids)
@@ -108,6 +117,12 @@ def test_md_and_ipynb_are_in_sync(source):
 @pytest.mark.parametrize("source", CHAPTERS, ids=chapter_ids)
 def test_stored_notebook_is_executed_in_order_and_clean(source):
     assert hygiene_problems(paired_notebook(source)) == []
+
+
+@pytest.mark.parametrize("source", CHAPTERS, ids=chapter_ids)
+def test_prose_glues_the_numbers_it_quotes_from_outputs(source):
+    """A decimal typed in the prose that an output shows would drift from it: glue it instead."""
+    assert typed_numbers_from_outputs(paired_notebook(source)) == []
 
 
 @pytest.mark.parametrize("source", CHAPTERS, ids=chapter_ids)

@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from tools.notebooks import device_cell_problems, execute, hygiene_problems, sync_problems
+from tools.notebooks import device_cell_problems, execute, hygiene_problems, sync_problems, typed_numbers_from_outputs
 
 from .conftest import run_nbval
 
@@ -159,3 +159,20 @@ def test_nbval_passes_stored_outputs_and_fails_an_altered_one(tmp_path):
     assert failing.returncode == 1, failing.stdout[-3000:]
     assert "Cell outputs differ" in failing.stdout
     assert "tensor([0, 2, 5])" in failing.stdout and "tensor([0, 2, 4])" in failing.stdout
+
+
+# --- numbers typed in the prose ----------------------------------------------------------------------
+
+
+def test_typed_numbers_copied_from_outputs_are_caught(tmp_path):
+    notebook = tiny_notebook(
+        executed("train()", new_output("stream", name="stdout", text="final loss 2.927648, accuracy 0.8165\n"), count=1),
+        new_markdown_cell("The loss ends near 2.93, and the accuracy at 0.8165."),  # planted: both copied
+        new_markdown_cell(
+            "Glued: {glue:text}`loss:.2f`. In code: `lr=2.93`. In math: $w = 0.8165$. "
+            "A setting: learning rate 0.01. Unrelated: 3.14."
+        ),
+    )
+    nbformat.write(notebook, tmp_path / "typed.ipynb")
+    problems = typed_numbers_from_outputs(tmp_path / "typed.ipynb")
+    assert [problem.split(" (")[0] for problem in problems] == ["2.93", "0.8165"], problems

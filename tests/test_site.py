@@ -214,6 +214,7 @@ def test_page_in_browser(browser, base_url, page_name):
             assert source.ok and "format_name: myst" in source.text(), "the .md download is not the MyST source"
             figures = page.locator("figure img").count()
             assert figures >= 1, "a chapter should show at least one figure"
+            assert "import torchbook" not in page.inner_text("main"), "the Colab setup cell should not show on the site"
 
         if page.locator("div.math, span.math").count():
             page.wait_for_selector("mjx-container", timeout=10_000)  # MathJax, served by the site itself, ran

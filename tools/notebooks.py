@@ -169,6 +169,52 @@ def device_cell_problems(notebook_path: str | Path) -> list[str]:
     return problems
 
 
+DECIMAL = re.compile(r"(?<![\w.])[-−]?\d+\.\d+(?!\w|\.\d)")  # a full stop may end the sentence
+# Numbers that prose may type although an output happens to show them: settings the text
+# chooses (learning rates, momentum) and round values, not results read off an output.
+TYPED_NUMBERS_ALLOWED = {"0.0", "0.1", "0.5", "0.9", "1.0", "0.01", "0.001", "0.0001", "2.0", "3.0", "4.0"}
+
+
+def _prose(markdown: str) -> str:
+    """Markdown without what may hold numbers legitimately: code, math, glue roles, and link targets."""
+    markdown = re.sub(r"```.*?```", " ", markdown, flags=re.DOTALL)
+    markdown = re.sub(r"\{glue(?::\w+)?\}`[^`]*`", " ", markdown)
+    markdown = re.sub(r"`[^`]*`", " ", markdown)
+    markdown = re.sub(r"\$\$.*?\$\$|\$[^$]*\$", " ", markdown, flags=re.DOTALL)
+    return re.sub(r"\]\([^)]*\)", "]", markdown)
+
+
+def typed_numbers_from_outputs(notebook_path: str | Path) -> list[str]:
+    """Decimal numbers typed in a chapter's prose that match an output of the chapter, once rounded.
+
+    Such a number was copied from an output and will drift when the output changes: it
+    should be glued (MyST-NB's ``glue`` and ``{glue:text}``) instead. A heuristic: only
+    decimals are checked, and `TYPED_NUMBERS_ALLOWED` lists round values prose may type.
+    """
+    notebook = nbformat.read(notebook_path, as_version=4)
+    output_numbers = []
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            for text in _output_texts(output):
+                output_numbers += DECIMAL.findall(text)
+    problems = []
+    for cell in notebook.cells:
+        if cell.cell_type != "markdown":
+            continue
+        for typed in DECIMAL.findall(_prose(cell.source)):
+            typed_plain = typed.replace("−", "-")
+            if typed_plain.lstrip("-") in TYPED_NUMBERS_ALLOWED:
+                continue
+            places = len(typed_plain.split(".")[1])
+            for shown in output_numbers:
+                shown_places = len(shown.split(".")[1])
+                if shown_places >= places and round(float(shown.replace("−", "-")), places) == float(typed_plain):
+                    line = next(l for l in cell.source.splitlines() if typed in l)
+                    problems.append(f"{typed} (output {shown}) typed in: {line.strip()[:100]!r}")
+                    break
+    return problems
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] != "execute":
         print(__doc__)
