@@ -18,6 +18,7 @@ import pytest
 from torchbook.device import DEVICE_ENV
 from tools.notebooks import (
     as_python,
+    called_name,
     device_cell_problems,
     hygiene_problems,
     paired_notebook,
@@ -77,7 +78,7 @@ def data_names_used(source: Path) -> list[str]:
         if cell.cell_type != "code":
             continue
         for node in ast.walk(ast.parse(as_python(cell.source))):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) in DATA_FUNCTIONS:
+            if isinstance(node, ast.Call) and called_name(node) in DATA_FUNCTIONS:
                 argument = node.args[0]
                 if isinstance(argument, ast.Constant):
                     names.append(argument.value)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import socket
@@ -117,13 +118,13 @@ def test_mirror_checksums_match_the_registry():
 
 def test_fetched_data_matches_the_registry():
     """What `make data` fetched into data/ (from upstream or from a mirror) is what the registry lists."""
-    store = DataStore(book_registry(), ROOT / "data", download=no_network)
-    missing = [name for name in store.registry.names() if not (ROOT / "data" / name).exists()]
+    registry = book_registry()
+    missing = [name for name in registry.names() if not (ROOT / "data" / name).exists()]
     if missing:
         pytest.skip(f"run `make data` first: {len(missing)} registry entries are not in data/")
-    for data_file in store.registry:
+    for data_file in registry:
         assert data.sha256_of(ROOT / "data" / data_file.path) == data_file.sha256, data_file.path
-    for folder in store.registry.folders.values():
+    for folder in registry.folders.values():
         assert data.tree_sha256(ROOT / "data" / folder.path) == (folder.tree_sha256, folder.file_count)
 
 
@@ -317,13 +318,18 @@ def tree_hash_of(files: dict[str, bytes]) -> str:
     return hashlib.sha256(lines.encode()).hexdigest()
 
 
-def folder_registry(archive_url: str) -> Registry:
+def folder_registry_spec(archive_url: str) -> dict:
+    """A registry, as data/registry.json spells it, with one folder entry `images` holding TREE."""
     folder = {"archive_url": archive_url, "archive_root": ARCHIVE_ROOT, "keep": ["train", "test"],
               "tree_sha256": tree_hash_of(TREE), "file_count": len(TREE)}
-    return Registry({
+    return {
         "upstreams": {"copy": {"description": "", "base_url": "https://example.org/copy/", "strip": ""}},
         "datasets": {"images": {"title": "", "upstream": "copy", "credit": "", "licence": "", "folders": {"images": folder}}},
-    })
+    }
+
+
+def folder_registry(archive_url: str) -> Registry:
+    return Registry(folder_registry_spec(archive_url))
 
 
 def write_tree(folder: Path, files: dict[str, bytes]) -> Path:
@@ -466,10 +472,7 @@ def test_folder_without_network_or_mirror_names_the_archive_and_the_mirror_varia
 
 def test_fetch_command_verifies_folders_on_request(folder_mirror, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(data, "registry_path", lambda: tmp_path / "registry.json")
-    (tmp_path / "registry.json").write_text(__import__("json").dumps({
-        "upstreams": folder_registry("https://example.org/c.zip").upstreams,
-        "datasets": folder_registry("https://example.org/c.zip").datasets,
-    }))
+    (tmp_path / "registry.json").write_text(json.dumps(folder_registry_spec("https://example.org/c.zip")))
     monkeypatch.setenv(data.MIRROR_ENV, str(folder_mirror))
     monkeypatch.setenv(data.DATA_DIR_ENV, str(tmp_path / "cache"))
     assert data.main([]) == 0

@@ -140,7 +140,8 @@ def hygiene_problems(notebook_path: str | Path) -> list[str]:
     return problems
 
 
-def _called_name(call: ast.Call) -> str | None:
+def called_name(call: ast.Call) -> str | None:
+    """The name a call calls: ``f`` for ``f(x)``, ``g`` for ``module.g(x)``."""
     return getattr(call.func, "id", getattr(call.func, "attr", None))
 
 
@@ -152,17 +153,19 @@ def device_cell_problems(notebook_path: str | Path) -> list[str]:
     chapter should check what does not depend on the device in a cell of its own.
     """
     notebook = jupytext.read(notebook_path)
-    device_names: set[str] = set()
+    device_names: set[str] = set()  # names bound to get_device()'s answer so far
     problems = []
     for index, cell in enumerate(notebook.cells):
         if cell.cell_type != "code":
             continue
-        tree = ast.parse(as_python(cell.source))
-        calls = [node for node in ast.walk(tree) if isinstance(node, ast.Call) and _called_name(node) == "get_device"]
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and _called_name(node.value) == "get_device":
+        uses_device = False
+        for node in ast.walk(ast.parse(as_python(cell.source))):
+            if isinstance(node, ast.Call) and called_name(node) == "get_device":
+                uses_device = True
+            elif isinstance(node, ast.Assign) and isinstance(node.value, ast.Call) and called_name(node.value) == "get_device":
                 device_names.update(target.id for target in node.targets if isinstance(target, ast.Name))
-        uses_device = calls or any(isinstance(node, ast.Name) and node.id in device_names for node in ast.walk(tree))
+            elif isinstance(node, ast.Name) and node.id in device_names:
+                uses_device = True
         if uses_device and "nbval-ignore-output" not in cell.metadata.get("tags", ()):
             first_line = cell.source.strip().splitlines()[0][:60]
             problems.append(f"code cell {index} ({first_line!r}) uses the device but is not tagged nbval-ignore-output")

@@ -226,8 +226,7 @@ class DataStore:
             self._check(
                 target,
                 data_file,
-                fix=f"Delete it (rm {shlex.quote(str(target))}) and fetch it again; "
-                f"it will be {'copied from the mirror' if self.mirror else 'downloaded anew'}.",
+                fix=self._refetch_advice(f"rm {shlex.quote(str(target))}"),
             )
             return target
         if self.mirror is not None:
@@ -247,21 +246,27 @@ class DataStore:
                 f"The download from {data_file.url} is not the file the book expects. Try again later; "
                 f"if it persists, the upstream file changed: please open an issue."
             )
-            self._install(target, data_file, self._download_or_explain(data_file), fix, origin=data_file.url)
+            self._install(
+                target, data_file, lambda tmp: self._download_or_explain(data_file.path, data_file.url, tmp),
+                fix, origin=data_file.url,
+            )
         return target
 
-    def _download_or_explain(self, data_file: DataFile) -> Callable[[Path], None]:
-        def download(tmp: Path) -> None:
-            try:
-                self._download(data_file.url, tmp)
-            except Exception as error:  # requests' and urllib3's errors, whatever the cause
-                raise DataUnavailableError(
-                    f"Could not download {data_file.path!r} from {data_file.url}: {error}. "
-                    f"Without a network, set {MIRROR_ENV} to a folder that holds the book's data "
-                    f"under the same relative paths (see the README)."
-                ) from error
+    def _download_or_explain(self, name: str, url: str, destination: Path) -> None:
+        """Download a file or a folder's archive; without a network, say how to work offline."""
+        try:
+            self._download(url, destination)
+        except Exception as error:  # requests' and urllib3's errors, whatever the cause
+            raise DataUnavailableError(
+                f"Could not download {name!r} from {url}: {error}. "
+                f"Without a network, set {MIRROR_ENV} to a folder that holds the book's data "
+                f"under the same relative paths (see the README)."
+            ) from error
 
-        return download
+    def _refetch_advice(self, delete_command: str) -> str:
+        """How to replace a damaged copy in the data folder."""
+        source = "copied from the mirror" if self.mirror else "downloaded anew"
+        return f"Delete it ({delete_command}) and fetch it again; it will be {source}."
 
     def _install(self, target: Path, data_file: DataFile, write: Callable[[Path], None], fix: str, origin) -> None:
         """Write to a temporary file beside ``target``; move it into place only once its hash is right."""
@@ -287,7 +292,6 @@ class DataStore:
                 f"{fix}"
             )
 
-
     # --- folders -------------------------------------------------------------------------
 
     def _fetch_folder(self, folder: DataFolder, verify: bool) -> Path:
@@ -295,11 +299,7 @@ class DataStore:
         if target.exists():
             if not verify and self._stamp_matches(target, folder):
                 return target
-            fix = (
-                f"Delete it (rm -r {shlex.quote(str(target))}) and fetch it again; "
-                f"it will be {'copied from the mirror' if self.mirror else 'downloaded anew'}."
-            )
-            self._check_tree(target, folder, fix)
+            self._check_tree(target, folder, self._refetch_advice(f"rm -r {shlex.quote(str(target))}"))
             self._write_stamp(target, folder)
             return target
         if self.mirror is not None:
@@ -325,14 +325,7 @@ class DataStore:
 
     def _download_and_unpack(self, folder: DataFolder, destination: Path) -> None:
         archive = destination / ".archive.zip"
-        try:
-            self._download(folder.archive_url, archive)
-        except Exception as error:  # requests' and urllib3's errors, whatever the cause
-            raise DataUnavailableError(
-                f"Could not download {folder.path!r} from {folder.archive_url}: {error}. "
-                f"Without a network, set {MIRROR_ENV} to a folder that holds the book's data "
-                f"under the same relative paths (see the README)."
-            ) from error
+        self._download_or_explain(folder.path, folder.archive_url, archive)
         try:
             with zipfile.ZipFile(archive) as zipped:
                 for member in zipped.infolist():
