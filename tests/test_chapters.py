@@ -20,6 +20,7 @@ from tools.notebooks import (
     as_python,
     called_name,
     device_cell_problems,
+    exercise_problems,
     hygiene_problems,
     paired_notebook,
     sync_problems,
@@ -58,9 +59,15 @@ def test_chapter_says_what_it_teaches_and_sums_up(source):
     markdown = [cell.source for cell in jupytext.read(source).cells if cell.cell_type == "markdown"]
     assert "In this chapter you will:" in markdown[0]
     text = "\n\n".join(markdown)
-    summary = re.search(r"^## Summary$", text, flags=re.MULTILINE)
+    summary = re.search(r"^## Summary$(.*?)(?=^## |\Z)", text, flags=re.MULTILINE | re.DOTALL)
     assert summary, "no '## Summary' section"
-    assert "next" in text[summary.end():].lower(), "the summary should point to what comes next"
+    assert "next" in summary.group(1).lower(), "the summary should point to what comes next"
+
+
+@pytest.mark.parametrize("source", CHAPTERS, ids=chapter_ids)
+def test_chapter_ends_with_exercises_and_executed_solutions(source):
+    """4 to 6 numbered exercises after the summary, each with folded solution cells that ran without error."""
+    assert exercise_problems(paired_notebook(source)) == []
 
 
 def test_toc_lists_existing_documents_and_every_chapter():

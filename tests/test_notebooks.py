@@ -9,7 +9,15 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
 
-from tools.notebooks import device_cell_problems, execute, hygiene_problems, sync_problems, typed_numbers_from_outputs
+from tools.notebooks import (
+    SOLUTION_PROMPT,
+    device_cell_problems,
+    execute,
+    exercise_problems,
+    hygiene_problems,
+    sync_problems,
+    typed_numbers_from_outputs,
+)
 
 from .conftest import run_nbval
 
@@ -176,3 +184,110 @@ def test_typed_numbers_copied_from_outputs_are_caught(tmp_path):
     nbformat.write(notebook, tmp_path / "typed.ipynb")
     problems = typed_numbers_from_outputs(tmp_path / "typed.ipynb")
     assert [problem.split(" (")[0] for problem in problems] == ["2.93", "0.8165"], problems
+
+
+# --- exercises and their solutions ---------------------------------------------------------------
+
+
+def solution(source: str, count: int) -> nbformat.NotebookNode:
+    cell = executed(source, new_output("stream", name="stdout", text="42\n"), count=count, tags=["hide-cell"])
+    cell.metadata["mystnb"] = {"code_prompt_show": SOLUTION_PROMPT, "code_prompt_hide": "Hide solution"}
+    return cell
+
+
+def chapter_with_exercises(n_exercises: int = 4) -> nbformat.NotebookNode:
+    cells = [new_markdown_cell("# A tiny chapter\n\n## Summary\n\nNext, exercises.\n\n## Exercises\n\nTry these.")]
+    for k in range(1, n_exercises + 1):
+        cells.append(new_markdown_cell(f"### Exercise 7.{k}: Question {k}\n\nWhat is six times seven?"))
+        cells.append(solution(f"answer = 6 * 7\nprint(answer)  # exercise {k}", count=k))
+        cells.append(new_markdown_cell(":::{dropdown} What the solution shows\nIt is {glue:text}`answer`.\n:::"))
+    return tiny_notebook(*cells)
+
+
+def exercise_problems_of(folder, notebook) -> list[str]:
+    path = folder / "07-tiny.ipynb"  # chapter 7, from the file name
+    nbformat.write(notebook, path)
+    return exercise_problems(path)
+
+
+def test_exercise_check_passes_a_well_formed_chapter(tmp_path):
+    assert exercise_problems_of(tmp_path, chapter_with_exercises()) == []
+
+
+def _without_exercises(nb):
+    nb.cells = nb.cells[:1]
+    nb.cells[0].source = nb.cells[0].source.split("## Exercises")[0]
+
+
+def _three_exercises(nb):
+    del nb.cells[-3:]
+
+
+def _renumbered(nb):
+    nb.cells[4].source = nb.cells[4].source.replace("7.2", "7.3")
+
+
+def _numbered_for_another_chapter(nb):
+    nb.cells[1].source = nb.cells[1].source.replace("7.1", "6.1")
+
+
+def _visible_solution(nb):
+    nb.cells[2].metadata["tags"] = []
+
+
+def _default_prompt(nb):
+    del nb.cells[2].metadata["mystnb"]
+
+
+def _not_executed(nb):
+    nb.cells[5].execution_count = None
+
+
+def _failed(nb):
+    nb.cells[5].outputs = [new_output("error", ename="ValueError", evalue="no", traceback=[])]
+
+
+def _unfolded_discussion(nb):
+    nb.cells[3].source = "It is {glue:text}`answer`."
+
+
+def _answer_in_the_statement(nb):
+    nb.cells[1].source += " It is {glue:text}`answer`."
+
+
+def _no_solution(nb):
+    del nb.cells[2]
+
+
+def _section_after_exercises(nb):
+    nb.cells[-1].source += "\n\n## Appendix\n\nMore."
+
+
+def _exercises_before_summary(nb):
+    nb.cells[0].source = "# A tiny chapter\n\n## Exercises\n\nTry these."
+    nb.cells[-1].source += "\n\n## Summary\n\nNext."
+
+
+@pytest.mark.parametrize(
+    "break_it, expected",
+    [
+        (_without_exercises, "no '## Exercises' section"),
+        (_three_exercises, "3 exercises, expected 4 to 6"),
+        (_renumbered, "expected number 7.2"),
+        (_numbered_for_another_chapter, "expected number 7.1"),
+        (_visible_solution, "is not tagged hide-cell"),
+        (_default_prompt, f"does not offer {SOLUTION_PROMPT!r}"),
+        (_not_executed, "was not executed"),
+        (_failed, "stored an error"),
+        (_unfolded_discussion, "must be folded in a :::{dropdown}"),
+        (_answer_in_the_statement, "the statement quotes a result"),
+        (_no_solution, "no solution code cell"),
+        (_section_after_exercises, "should be the last section"),
+        (_exercises_before_summary, "should come after '## Summary'"),
+    ],
+)
+def test_exercise_check_catches_each_problem(tmp_path, break_it, expected):
+    notebook = chapter_with_exercises()
+    break_it(notebook)
+    problems = exercise_problems_of(tmp_path, notebook)
+    assert any(expected in problem for problem in problems), problems

@@ -218,6 +218,90 @@ def typed_numbers_from_outputs(notebook_path: str | Path) -> list[str]:
     return problems
 
 
+# Exercises: the last section of every chapter, "## Exercises", after "## Summary". Each
+# exercise is a "### Exercise C.K: title" heading (C the chapter's number, K counting from 1)
+# with its statement, then its worked solution: code cells tagged hide-cell with the prompt
+# "Show solution" (folded on the website, visible in the notebook), optionally followed by
+# prose that explains it, inside a :::{dropdown} so that it is folded too.
+EXERCISES_PER_CHAPTER = range(4, 7)
+SOLUTION_PROMPT = "Show solution"
+EXERCISE_HEADING = re.compile(r"^### Exercise (\d+)\.(\d+): \S")
+DROPDOWN = re.compile(r"^:::\{dropdown\}[^\n]*\n.*?^:::[ \t]*$", flags=re.DOTALL | re.MULTILINE)
+
+
+def _exercises_section(notebook) -> tuple[list, list[str]]:
+    """The exercises of a notebook as [{"number", "statement", "cells", "after"}], and problems of layout."""
+    problems, exercises = [], []
+    sections: list[str] = []
+    current = None
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            if sections[-1:] == ["Exercises"]:
+                if current is None:
+                    problems.append("a code cell in the exercises section before the first exercise")
+                else:
+                    current["cells"].append(cell)
+            continue
+        if cell.cell_type != "markdown":
+            continue
+        for line in cell.source.splitlines():
+            if line.startswith("## "):
+                sections.append(line[3:].strip())
+                current = None
+            elif sections[-1:] == ["Exercises"] and line.startswith("#"):
+                match = EXERCISE_HEADING.match(line)
+                if not match:
+                    problems.append(f"a heading in the exercises section that is not an exercise: {line!r}")
+                    current = None
+                    continue
+                current = {"number": (int(match[1]), int(match[2])), "heading": line, "statement": "", "cells": [], "after": ""}
+                exercises.append(current)
+            elif current is not None:
+                current["after" if current["cells"] else "statement"] += line + "\n"
+    if "Exercises" not in sections:
+        return [], ["no '## Exercises' section"]
+    if sections[-1] != "Exercises":
+        problems.append(f"'## Exercises' should be the last section, but {sections[-1]!r} follows it")
+    if "Summary" not in sections or sections.index("Summary") > sections.index("Exercises"):
+        problems.append("'## Exercises' should come after '## Summary'")
+    return exercises, problems
+
+
+def exercise_problems(notebook_path: str | Path) -> list[str]:
+    """What is wrong with a stored chapter's exercises and their solutions (empty list if nothing).
+
+    The chapter's number is the file name's leading digits (``04-sgd-and-dataloaders.ipynb``).
+    """
+    notebook_path = Path(notebook_path)
+    chapter = int(re.match(r"\d+", notebook_path.name).group(0))
+    exercises, problems = _exercises_section(nbformat.read(notebook_path, as_version=4))
+    if not problems and len(exercises) not in EXERCISES_PER_CHAPTER:
+        problems.append(f"{len(exercises)} exercises, expected {EXERCISES_PER_CHAPTER.start} to {EXERCISES_PER_CHAPTER.stop - 1}")
+    for expected, exercise in enumerate(exercises, start=1):
+        where = exercise["heading"]
+        if exercise["number"] != (chapter, expected):
+            problems.append(f"{where}: expected number {chapter}.{expected}")
+        if not exercise["statement"].strip():
+            problems.append(f"{where}: no statement before the solution")
+        if "{glue" in exercise["statement"]:
+            problems.append(f"{where}: the statement quotes a result of the solution (a glue role)")
+        if not exercise["cells"]:
+            problems.append(f"{where}: no solution code cell")
+        for cell in exercise["cells"]:
+            first_line = (cell.source.strip().splitlines() or [""])[0][:60]
+            if "hide-cell" not in cell.metadata.get("tags", []):
+                problems.append(f"{where}: solution cell {first_line!r} is not tagged hide-cell")
+            if cell.metadata.get("mystnb", {}).get("code_prompt_show") != SOLUTION_PROMPT:
+                problems.append(f"{where}: solution cell {first_line!r} does not offer {SOLUTION_PROMPT!r}")
+            if cell.get("execution_count") is None:
+                problems.append(f"{where}: solution cell {first_line!r} was not executed")
+            if any(output.output_type == "error" for output in cell.get("outputs", [])):
+                problems.append(f"{where}: solution cell {first_line!r} stored an error")
+        if DROPDOWN.sub("", exercise["after"]).strip():
+            problems.append(f"{where}: prose after the solution code must be folded in a :::{{dropdown}}")
+    return problems
+
+
 def main(argv: list[str]) -> int:
     if len(argv) < 2 or argv[0] != "execute":
         print(__doc__)
