@@ -236,3 +236,32 @@ def test_search_finds_dataloader(browser, base_url):
         assert visit.console_errors == []
     finally:
         visit.close()
+
+
+@pytest.mark.parametrize("page_name", CHAPTERS)
+def test_solutions_are_folded_until_clicked(browser, base_url, page_name):
+    """Every exercise shows its statement and folds its solution (code, outputs and discussion) until clicked."""
+    visit = PageVisit(browser, urljoin(base_url, f"{page_name}.html"))
+    page = visit.page
+    try:
+        exercises = page.locator("section#exercises > section")
+        assert exercises.count() >= 4, "the chapter should end with at least four exercises"
+        for i in range(exercises.count()):
+            exercise = exercises.nth(i)
+            heading = exercise.locator(":scope > h3").inner_text()
+            assert re.match(r"Exercise \d+\.\d+: ", heading), heading
+            assert exercise.locator(":scope > p").first.is_visible(), f"{heading}: the statement should be visible"
+            solutions = exercise.locator("details", has=page.locator("summary", has_text="Show solution"))
+            assert solutions.count() >= 1, f"{heading}: no 'Show solution' toggle"
+            folds = exercise.locator("details")  # the solution cells and the dropdown that discusses them
+            for j in range(folds.count()):
+                fold = folds.nth(j)
+                content = fold.locator(":scope > :not(summary)").first
+                assert not fold.evaluate("details => details.open"), f"{heading}: fold {j} starts open"
+                assert not content.is_visible(), f"{heading}: fold {j} shows its content before a click"
+                fold.locator(":scope > summary").click()
+                assert fold.evaluate("details => details.open"), f"{heading}: fold {j} did not open"
+                content.wait_for(state="visible", timeout=5_000)
+        assert visit.console_errors == []
+    finally:
+        visit.close()
