@@ -231,7 +231,7 @@ DROPDOWN = re.compile(r"^:::\{dropdown\}[^\n]*\n.*?^:::[ \t]*$", flags=re.DOTALL
 
 
 def _exercises_section(notebook) -> tuple[list, list[str]]:
-    """The exercises of a notebook as [{"number", "statement", "cells", "after"}], and problems of layout."""
+    """The exercises of a notebook as [{"number", "heading", "statement", "cells", "after"}], and problems of layout."""
     problems, exercises = [], []
     sections: list[str] = []
     current = None
