@@ -180,6 +180,7 @@ def test_typed_numbers_copied_from_outputs_are_caught(tmp_path):
             "Glued: {glue:text}`loss:.2f`. In code: `lr=2.93`. In math: $w = 0.8165$. "
             "A setting: learning rate 0.01. Unrelated: 3.14."
         ),
+        new_markdown_cell("### Exercise 2.93: Numbered like an output\n\nAs exercise 2.93 shows, a name, not a result."),
     )
     nbformat.write(notebook, tmp_path / "typed.ipynb")
     problems = typed_numbers_from_outputs(tmp_path / "typed.ipynb")

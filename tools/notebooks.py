@@ -181,7 +181,7 @@ TYPED_NUMBERS_ALLOWED = {"0.0", "0.1", "0.5", "0.9", "1.0", "0.01", "0.001", "0.
 def _prose(markdown: str) -> str:
     """Markdown without what may hold numbers legitimately: code, math, glue roles, link targets, exercise numbers."""
     markdown = re.sub(r"```.*?```", " ", markdown, flags=re.DOTALL)
-    markdown = re.sub(r"^### Exercise \d+\.\d+", " ", markdown, flags=re.MULTILINE)  # its number, not a result
+    markdown = re.sub(r"\bexercise \d+\.\d+", " ", markdown, flags=re.IGNORECASE)  # a heading or a reference, not a result
     markdown = re.sub(r"\{glue(?::\w+)?\}`[^`]*`", " ", markdown)
     markdown = re.sub(r"`[^`]*`", " ", markdown)
     markdown = re.sub(r"\$\$.*?\$\$|\$[^$]*\$", " ", markdown, flags=re.DOTALL)
