@@ -5,6 +5,11 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 CHAPTER_SOURCES := $(sort $(wildcard chapters/*.md))
 JUPYTER_BOOK_BUILD := $(BIN)/jupyter-book build --all --warningiserror --nitpick --keep-going .
+# nbval, with the numeric tolerances that cells declare in their metadata (tools/nbval_tolerance.py).
+NBVAL := $(BIN)/pytest -p tools.nbval_tolerance --nbval --nbval-current-env
+# Two other machines, simulated on this one (see running.md, "On other machines").
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+LOWER_ISA := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX DNNL_MAX_CPU_ISA=AVX
 # Tests that need neither an executed chapter nor the built site.
 QUICK_TESTS := tests --ignore=tests/test_site.py --ignore=tests/test_alone.py -m "not kernel"
 
@@ -13,7 +18,7 @@ ifneq ($(BOOK_DATA_MIRROR),)
 export BOOK_DATA_MIRROR := $(abspath $(BOOK_DATA_MIRROR))
 endif
 
-.PHONY: book test check site-from-stored data execute sync clean setup
+.PHONY: book test test-other-machines check site-from-stored data execute sync clean setup lock
 
 book: data  ## Execute every chapter from its .md source and build the website in _build/html
 	rm -rf _build/html  # no pages left over from earlier builds
@@ -21,10 +26,15 @@ book: data  ## Execute every chapter from its .md source and build the website i
 
 # Each chapter executes once: nbval runs every stored notebook and compares its outputs, and
 # the site is then built from those verified outputs (see running.md, "How the book is tested").
-test: data  ## Unit and notebook checks, nbval over every chapter, then the site from the verified outputs and its browser tests
-	$(BIN)/pytest tests chapters --ignore=tests/test_site.py --nbval --nbval-current-env
+test: data  ## Unit and notebook checks, nbval over every chapter (here and as two other machines), then the site and its browser tests
+	$(NBVAL) tests chapters --ignore=tests/test_site.py
+	$(MAKE) --no-print-directory test-other-machines
 	$(MAKE) --no-print-directory site-from-stored
 	$(BIN)/pytest tests/test_site.py
+
+test-other-machines: data  ## nbval over every chapter as a one-thread machine and as one with an older instruction set would run it
+	$(ONE_THREAD) $(NBVAL) chapters
+	$(LOWER_ISA) $(NBVAL) chapters
 
 check: data  ## The quick tests alone (data layer, notebook tooling, chapter hygiene): no kernel, no site
 	$(BIN)/pytest $(QUICK_TESTS)
@@ -35,10 +45,19 @@ site-from-stored: data  ## Build the website from the stored chapter outputs, wi
 
 setup: $(INSTALLED)
 
-$(INSTALLED): requirements.txt pyproject.toml
+$(INSTALLED): requirements.txt constraints.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
+	$(BIN)/python -m pip install --quiet -r requirements.txt -c constraints.txt -e .
 	touch $@
+
+lock:  ## Regenerate constraints.txt from a throwaway environment built from requirements.txt alone
+	rm -rf .venv-lock
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet -r requirements.txt
+	{ sed -n '/^#/p' constraints.txt; .venv-lock/bin/python -m pip freeze --exclude-editable \
+	  | sed "s/\$$/ ; python_version == \"$$(.venv-lock/bin/python -c 'import sys; print("%d.%d" % sys.version_info[:2])')\"/"; } > constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .venv-lock
 
 data: setup  ## Fetch (or copy from $BOOK_DATA_MIRROR) and verify every file and folder in data/registry.json
 	$(BIN)/torchbook-fetch

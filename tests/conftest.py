@@ -26,15 +26,23 @@ def book_registry() -> Registry:
     return Registry.from_json(ROOT / "data" / "registry.json")
 
 
-def run_nbval(notebook: Path, env: dict | None = None, timeout: int = 600) -> subprocess.CompletedProcess:
-    """Run nbval on one notebook in its own folder, in a fresh pytest process; returns the finished process."""
+def run_nbval(notebook: Path, env: dict | None = None, timeout: int = 600, plugins=()) -> subprocess.CompletedProcess:
+    """Run nbval on one notebook in its own folder, in a fresh pytest process; returns the finished process.
+
+    ``plugins`` names pytest plugins of this repository to load (``tools.nbval_tolerance``),
+    which the process then imports from the checkout.
+    """
+    env = os.environ.copy() if env is None else dict(env)
+    if plugins:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider", notebook.name],
+        [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider",
+         *(argument for plugin in plugins for argument in ("-p", plugin)), notebook.name],
         cwd=notebook.parent,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=os.environ.copy() if env is None else env,
+        env=env,
     )
 
 

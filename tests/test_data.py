@@ -434,6 +434,26 @@ def test_folder_missing_from_mirror_says_what_to_put_there(tmp_path):
         store.fetch("images")
 
 
+def test_a_folder_fetch_announces_each_stage_and_a_verified_folder_says_nothing(folder_mirror, http_server, tmp_path):
+    http_server.routes["/copy.zip"] = (zipped(TREE), None)
+    stages = []
+    store = DataStore(folder_registry(http_server.url("/copy.zip")), tmp_path / "cache", report=stages.append)
+    store.fetch("images")
+    assert [stage.split(": ")[1].split(" ")[0] for stage in stages] == ["downloading", "unpacking", "checking", "ready"]
+    stages.clear()
+    store.fetch("images")
+    assert stages == []  # trusted by its stamp: nothing to wait for, nothing to say
+
+    stages.clear()
+    from_mirror = DataStore(folder_registry(closed_port_url()), tmp_path / "other", mirror=folder_mirror,
+                            download=no_network, report=stages.append)
+    from_mirror.fetch("images")
+    assert [stage.split(": ")[1].split(" ")[0] for stage in stages] == ["copying", "checking", "ready"]
+    stages.clear()
+    from_mirror.fetch("images", verify=True)
+    assert [stage.split(": ")[1].split(" ")[0] for stage in stages] == ["checking"]
+
+
 def test_folder_download_unpacks_only_the_kept_folders(http_server, tmp_path):
     http_server.routes["/copy.zip"] = (zipped(TREE), None)
     store = DataStore(folder_registry(http_server.url("/copy.zip")), tmp_path / "cache")

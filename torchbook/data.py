@@ -176,14 +176,26 @@ def _stat_digest(folder: Path) -> str:
 def _download(url: str, destination: Path) -> None:
     import pooch  # imported here so that reading from a mirror never needs the network stack
 
-    pooch.HTTPDownloader(progressbar=False, timeout=60)(url, str(destination), None)
+    try:  # pooch draws a progress bar with tqdm, where it is installed
+        import tqdm  # noqa: F401
+
+        progressbar = True
+    except ImportError:
+        progressbar = False
+    pooch.HTTPDownloader(progressbar=progressbar, timeout=60)(url, str(destination), None)
+
+
+def _print_stage(message: str) -> None:
+    print(message, flush=True)
 
 
 class DataStore:
     """Keeps verified copies of registry files in ``cache_dir``.
 
     With ``mirror`` set, missing files are copied from that folder; without it they
-    are downloaded from their upstream URLs.
+    are downloaded from their upstream URLs. Fetching a folder takes a while the first
+    time (60,000 files for CIFAR-10), so each of its stages is announced through
+    ``report`` (by default printed); files, and folders already verified, say nothing.
     """
 
     def __init__(
@@ -192,6 +204,7 @@ class DataStore:
         cache_dir: str | os.PathLike,
         mirror: str | os.PathLike | None = None,
         download: Callable[[str, Path], None] = _download,
+        report: Callable[[str], None] = _print_stage,
     ):
         self.registry = registry
         self.cache_dir = Path(cache_dir)
@@ -202,6 +215,7 @@ class DataStore:
                 f"Point it at the book's offline data mirror, or unset it to download from upstream."
             )
         self._download = download
+        self._report = report
 
     def fetch(self, name: str, verify: bool = False) -> Path:
         """Return the local path of a registry file, or of a registry folder with all its files.
@@ -299,6 +313,7 @@ class DataStore:
         if target.exists():
             if not verify and self._stamp_matches(target, folder):
                 return target
+            self._report(f"{folder.path}: checking {folder.file_count:,} files against the registry's hash ...")
             self._check_tree(target, folder, self._refetch_advice(f"rm -r {shlex.quote(str(target))}"))
             self._write_stamp(target, folder)
             return target
@@ -314,6 +329,7 @@ class DataStore:
                 f"The mirror's copy {source} is not the folder the book expects: replace it with the folders "
                 f"{', '.join(folder.keep)} of {folder.archive_url}, or unset {MIRROR_ENV} to download it."
             )
+            self._report(f"{folder.path}: copying {folder.file_count:,} files from the mirror {source} ...")
             self._install_folder(target, folder, lambda tmp: shutil.copytree(source, tmp, dirs_exist_ok=True), fix)
         else:
             fix = (
@@ -325,7 +341,9 @@ class DataStore:
 
     def _download_and_unpack(self, folder: DataFolder, destination: Path) -> None:
         archive = destination / ".archive.zip"
+        self._report(f"{folder.path}: downloading {folder.archive_url} ...")
         self._download_or_explain(folder.path, folder.archive_url, archive)
+        self._report(f"{folder.path}: unpacking {folder.file_count:,} files ...")
         try:
             with zipfile.ZipFile(archive) as zipped:
                 for member in zipped.infolist():
@@ -352,11 +370,13 @@ class DataStore:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent))
         try:
             write(tmp)
+            self._report(f"{folder.path}: checking {folder.file_count:,} files against the registry's hash ...")
             self._check_tree(tmp, folder, fix)
             self._write_stamp(tmp, folder)
             os.replace(tmp, target)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        self._report(f"{folder.path}: ready in {target}")
 
     @staticmethod
     def _check_tree(path: Path, folder: DataFolder, fix: str) -> None:

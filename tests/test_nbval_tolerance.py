@@ -1,0 +1,110 @@
+"""tools.nbval_tolerance: declared numeric tolerances for nbval, and that a real change still fails."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from tools.nbval_tolerance import align_numbers, parse_tolerance
+
+from .conftest import ROOT, run_nbval
+
+TOLERANCE = (0.005, 0.0)
+
+
+def test_numbers_within_tolerance_match_and_report_each_difference():
+    stored = "epoch  9  loss 0.4204  validation accuracy 82.2%"
+    new = "epoch  9  loss 0.4221  validation accuracy 82.5%"
+    assert align_numbers(new, stored, TOLERANCE) == (stored, [(0.4204, pytest.approx(0.0017)), (pytest.approx(0.822), pytest.approx(0.003))])
+
+
+def test_a_number_beyond_its_tolerance_does_not_match():
+    assert align_numbers("loss 0.4300", "loss 0.4204", TOLERANCE) is None
+    assert align_numbers("accuracy 83.0%", "accuracy 82.2%", TOLERANCE) is None  # 0.8 points > 0.5
+
+
+def test_words_and_the_count_of_numbers_must_match_exactly():
+    assert align_numbers("momentum only 80.6%", "plain SGD 80.6%", TOLERANCE) is None
+    assert align_numbers("loss 0.42 0.43", "loss 0.42", TOLERANCE) is None
+    assert align_numbers("loss nan", "loss 0.42", TOLERANCE) is None
+    assert align_numbers("a\nb 0.1", "a b 0.1", TOLERANCE) is None  # line structure counts
+
+
+def test_padding_that_moves_with_a_number_of_other_width_is_not_content():
+    assert align_numbers("epoch 9:  9.999 |", "epoch 9: 10.001 |", TOLERANCE) == ("epoch 9: 10.001 |", [(10.001, pytest.approx(0.002))])
+
+
+def test_a_percentage_is_a_fraction_and_does_not_match_a_plain_number():
+    assert align_numbers("82.4%", "82.2%", TOLERANCE) is not None
+    assert align_numbers("0.822", "82.2%", TOLERANCE) is None
+
+
+def test_relative_tolerance_and_thousands_separators():
+    assert align_numbers("3,301 updates", "3,300 updates", (0.0, 0.001)) is not None
+    assert align_numbers("3,310 updates", "3,300 updates", (0.0, 0.001)) is None
+
+
+def test_tolerance_is_declared_with_abs_or_rel_only():
+    assert parse_tolerance({}) is None
+    assert parse_tolerance({"nbval-tolerance": {"abs": 0.01}}) == (0.01, 0.0)
+    with pytest.raises(ValueError, match="abs"):
+        parse_tolerance({"nbval-tolerance": {"absolute": 0.01}})
+
+
+def notebook_printing(value_source: str, stored: str, tolerance: dict | None) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(f"print(f'loss {{{value_source}:.4f}}')", execution_count=1)
+    cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"loss {stored}\n")]
+    if tolerance is not None:
+        cell.metadata["nbval-tolerance"] = tolerance
+    return nbformat.v4.new_notebook(cells=[cell])
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize(
+    ("printed", "tolerance", "passes"),
+    [
+        ("0.4205", {"abs": 0.001}, True),  # another machine's last digit
+        ("0.4205", None, False),  # no declared tolerance: exact, as nbval always was
+        ("0.4300", {"abs": 0.001}, False),  # a real change
+    ],
+)
+def test_nbval_with_the_plugin_passes_only_what_the_tolerance_covers(tmp_path, printed, tolerance, passes):
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(notebook_printing(printed, "0.4204", tolerance), path)
+    result = run_nbval(path, plugins=["tools.nbval_tolerance"])
+    assert (result.returncode == 0) == passes, result.stdout[-3000:]
+
+
+def replace_once(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"expected {old!r} once"
+    return text.replace(old, new)
+
+
+@pytest.mark.kernel
+def test_a_changed_training_setting_fails_a_cell_that_declares_a_tolerance(tmp_path):
+    """Chapter 3's Adam fit, with its learning rate changed in a copy of the stored notebook, fails nbval.
+
+    The unchanged copy passes in the same run: the failure comes from the change, and the
+    tolerance that absorbs other machines' rounding is far smaller than what a real change does.
+    """
+    source = ROOT / "chapters" / "03-autograd-and-optimizers.ipynb"
+    notebook = nbformat.read(source, as_version=4)
+    (index, cell), = ((i, c) for i, c in enumerate(notebook.cells)
+                      if c.cell_type == "code" and "params, adam_raw_losses = training_loop(" in c.source)
+    assert "nbval-tolerance" in cell.metadata, "the cell this test changes should be one with a declared tolerance"
+    kept = notebook.cells[: index + 1]  # the chapter up to and including the Adam fit
+    for name, change in (("unchanged", None), ("changed", ("lr=1e-1", "lr=0.11"))):
+        copy = nbformat.from_dict({**notebook, "cells": [nbformat.from_dict(dict(c)) for c in kept]})
+        if change:
+            copy.cells[-1].source = replace_once(copy.cells[-1].source, *change)
+        folder = tmp_path / name
+        folder.mkdir()
+        path = folder / source.name
+        nbformat.write(copy, path)
+        result = run_nbval(path, plugins=["tools.nbval_tolerance"])
+        if change:
+            assert result.returncode != 0, result.stdout[-3000:]
+            code_index = sum(c.cell_type == "code" for c in kept) - 1  # nbval numbers the code cells
+            assert f"::Cell {code_index} " in result.stdout and "Cell outputs differ" in result.stdout, result.stdout[-3000:]
+        else:
+            assert result.returncode == 0, result.stdout[-3000:]

@@ -1,0 +1,178 @@
+"""A pytest plugin for nbval: numbers that training computes may differ within a declared tolerance.
+
+nbval compares every output of a re-run notebook with the stored one, character for
+character. That is right for most cells (data loading, shapes, dtypes, counts, tensor
+operations that do not train), but not for cells whose numbers come out of training:
+another CPU's instruction set, or another number of threads, rounds the first updates
+differently, and training amplifies that into other last digits of the printed losses
+and accuracies. Such a cell declares, in its metadata, how far its numbers may move:
+
+    ```{code-cell} ipython3
+    ---
+    nbval-tolerance: {abs: 0.01, rel: 0.001}
+    ---
+    ```
+
+A number in the re-run output then passes when ``|new - stored| <= abs + rel * |stored|``,
+and everything else in the output (the words, the order, how many numbers there are)
+must still match exactly. A percentage counts as a fraction (``82.2%`` is 0.822), so that
+one ``abs`` serves accuracies and losses alike. Cells without the key are compared
+exactly, as nbval always does; glued values are outputs of their cell, so the cell's
+tolerance covers them too. Nothing is blanked out: a number outside its tolerance fails
+the cell with nbval's usual diff of the real output.
+
+Loaded with ``-p tools.nbval_tolerance`` (the Makefile's test targets do). With
+``--nbval-tolerance-report=FILE`` it also writes, as JSON, the largest difference it
+accepted in every cell: the measurement a tolerance is chosen from.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+METADATA_KEY = "nbval-tolerance"
+# A decimal number as Python and PyTorch print it: optional sign, thousands separators,
+# decimals, exponent, and a percent sign that makes it a fraction.
+NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE][-+]?\d+)?%?(?![\w])")
+
+_accepted: dict[str, dict] = {}  # cell id -> the largest accepted difference, for the report
+
+
+def parse_tolerance(metadata: dict) -> tuple[float, float] | None:
+    """``(abs, rel)`` from a cell's metadata, or None when the cell is compared exactly."""
+    declared = metadata.get(METADATA_KEY)
+    if declared is None:
+        return None
+    unknown = set(declared) - {"abs", "rel"}
+    if unknown or not declared:
+        raise ValueError(f"{METADATA_KEY} takes 'abs' and/or 'rel', got {declared!r}")
+    return float(declared.get("abs", 0.0)), float(declared.get("rel", 0.0))
+
+
+def number_value(token: str) -> float:
+    value = float(token.rstrip("%").replace(",", ""))
+    return value / 100 if token.endswith("%") else value
+
+
+def compare_numbers(new: str, stored: str, tolerance: tuple[float, float]) -> tuple[list[tuple[float, float]], str | None]:
+    """Each ``(stored value, difference)`` where ``new`` differs from ``stored``, and what breaks the tolerance (or None).
+
+    Runs of spaces count as one, since a number with another count of digits shifts the
+    padding after it. ``nan`` and ``inf`` are words here: they must match exactly.
+    """
+    new_parts, stored_parts = NUMBER.split(new), NUMBER.split(stored)
+    new_numbers, stored_numbers = NUMBER.findall(new), NUMBER.findall(stored)
+    if len(new_numbers) != len(stored_numbers):
+        return [], f"{len(new_numbers)} numbers where {len(stored_numbers)} were stored"
+    for new_part, stored_part in zip(new_parts, stored_parts):
+        if new_part.split() != stored_part.split() or new_part.count("\n") != stored_part.count("\n"):
+            return [], f"the text around the numbers differs: {new_part.strip()[:60]!r} where {stored_part.strip()[:60]!r} was stored"
+    absolute, relative = tolerance
+    differences = []
+    for new_token, stored_token in zip(new_numbers, stored_numbers):
+        if new_token == stored_token:
+            continue
+        if new_token.endswith("%") != stored_token.endswith("%"):
+            return differences, f"{new_token} where {stored_token} was stored"
+        stored_value = number_value(stored_token)
+        difference = abs(number_value(new_token) - stored_value)
+        allowed = absolute + relative * abs(stored_value)
+        if difference > allowed:
+            return differences, (f"{new_token} where {stored_token} was stored: "
+                                 f"a difference of {difference:.6g}, beyond the {allowed:.6g} allowed")
+        differences.append((stored_value, difference))
+    return differences, None
+
+
+def align_numbers(new: str, stored: str, tolerance: tuple[float, float]) -> tuple[str, list[tuple[float, float]]] | None:
+    """``stored`` and each ``(stored value, difference)``, if ``new`` differs only in numbers within tolerance; else None."""
+    differences, problem = compare_numbers(new, stored, tolerance)
+    return None if problem else (stored, differences)
+
+
+def _aligned_outputs(new_outputs: list, stored_outputs: list, tolerance, record: list, problems: list) -> list:
+    """A copy of the new outputs in which each text within tolerance of the stored one is replaced by it.
+
+    ``record`` collects the differences accepted, ``problems`` what the other texts differ in.
+    """
+    aligned = []
+    for index, new in enumerate(new_outputs):
+        new = copy.deepcopy(new)
+        stored = stored_outputs[index] if index < len(stored_outputs) else None
+        if stored is not None and new.get("output_type") == stored.get("output_type"):
+            if new.get("output_type") == "stream" and new.get("name") == stored.get("name"):
+                differences, problem = compare_numbers(new["text"], stored["text"], tolerance)
+                if problem is None:
+                    new["text"] = stored["text"]
+                    record.extend(differences)
+                else:
+                    problems.append(f"{new['name']}: {problem}")
+            for mime, value in new.get("data", {}).items():
+                stored_value = stored.get("data", {}).get(mime)
+                if isinstance(value, str) and isinstance(stored_value, str):
+                    differences, problem = compare_numbers(value, stored_value, tolerance)
+                    if problem is None:
+                        new["data"][mime] = stored_value
+                        record.extend(differences)
+                    else:
+                        problems.append(f"{mime}: {problem}")
+        aligned.append(new)
+    return aligned
+
+
+def pytest_addoption(parser):
+    parser.getgroup("nbval").addoption(
+        "--nbval-tolerance-report",
+        metavar="FILE",
+        help="write the largest difference accepted in each cell with a declared nbval-tolerance, as JSON",
+    )
+
+
+def pytest_configure(config):
+    from nbval.plugin import IPyNbCell
+
+    if getattr(IPyNbCell.compare_outputs, "with_tolerance", False):
+        return  # already wrapped in this process
+    exact = IPyNbCell.compare_outputs
+
+    def compare_outputs(self, test, ref, skip_compare=None):
+        if exact(self, test, ref, skip_compare):
+            return True
+        tolerance = parse_tolerance(self.cell.get("metadata", {}))
+        if tolerance is None:
+            return False
+        cell_id = f"{Path(str(self.parent.fspath)).name}::cell {self.cell_num}"
+        differences, problems = [], []
+        aligned = _aligned_outputs(test, ref, tolerance, differences, problems)
+        if not exact(self, aligned, ref, skip_compare):
+            # nbval's traceback shows the real output; say first what lies beyond the declared tolerance.
+            declared = f"{METADATA_KEY} {{abs: {tolerance[0]:g}, rel: {tolerance[1]:g}}}"
+            self.comparison_traceback[:0] = [f"beyond {declared}: {problem}" for problem in problems] or [f"beyond {declared}"]
+            return False
+        _accepted[cell_id] = {
+            "tolerance": {"abs": tolerance[0], "rel": tolerance[1]},
+            "numbers_that_differed": len(differences),
+            "largest_difference": max((difference for _, difference in differences), default=0.0),
+            "largest_relative_difference": max((difference / abs(value) for value, difference in differences if value), default=0.0),
+        }
+        return True
+
+    compare_outputs.with_tolerance = True
+    IPyNbCell.compare_outputs = compare_outputs
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if _accepted:
+        largest = max(_accepted.items(), key=lambda item: item[1]["largest_difference"])
+        terminalreporter.write_line(
+            f"nbval-tolerance: {len(_accepted)} cells passed within their declared tolerance; "
+            f"largest difference {largest[1]['largest_difference']:.6g} in {largest[0]} (see --nbval-tolerance-report)"
+        )
+    path = config.getoption("nbval_tolerance_report", None)
+    if path:
+        Path(path).write_text(json.dumps(_accepted, indent=1, sort_keys=True) + "\n")
