@@ -89,12 +89,6 @@ def compare_numbers(new: str, stored: str, tolerance: tuple[float, float]) -> tu
     return differences, None
 
 
-def align_numbers(new: str, stored: str, tolerance: tuple[float, float]) -> tuple[str, list[tuple[float, float]]] | None:
-    """``stored`` and each ``(stored value, difference)``, if ``new`` differs only in numbers within tolerance; else None."""
-    differences, problem = compare_numbers(new, stored, tolerance)
-    return None if problem else (stored, differences)
-
-
 def _aligned_outputs(new_outputs: list, stored_outputs: list, tolerance, record: list, problems: list) -> list:
     """A copy of the new outputs in which each text within tolerance of the stored one is replaced by it.
 
@@ -168,10 +162,10 @@ def pytest_configure(config):
 
 def pytest_terminal_summary(terminalreporter, config):
     if _accepted:
-        largest = max(_accepted.items(), key=lambda item: item[1]["largest_difference"])
+        numbers = sum(entry["numbers_that_differed"] for entry in _accepted.values())
         terminalreporter.write_line(
-            f"nbval-tolerance: {len(_accepted)} cells passed within their declared tolerance; "
-            f"largest difference {largest[1]['largest_difference']:.6g} in {largest[0]} (see --nbval-tolerance-report)"
+            f"nbval-tolerance: {len(_accepted)} cells passed within their declared tolerance, with {numbers} numbers "
+            f"that differed from the stored ones (--nbval-tolerance-report=FILE lists the largest differences)"
         )
     path = config.getoption("nbval_tolerance_report", None)
     if path:
