@@ -10,6 +10,7 @@ NBVAL := $(BIN)/pytest -p tools.nbval_tolerance --nbval --nbval-current-env
 # Two other machines, simulated on this one (see running.md, "On other machines").
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 LOWER_ISA := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX DNNL_MAX_CPU_ISA=AVX
+ATEN_AVX2 := ATEN_CPU_CAPABILITY=avx2
 # Tests that need neither an executed chapter nor the built site.
 QUICK_TESTS := tests --ignore=tests/test_site.py --ignore=tests/test_alone.py -m "not kernel"
 
@@ -32,8 +33,9 @@ test: data  ## Unit and notebook checks, nbval over every chapter (here and as t
 	$(MAKE) --no-print-directory site-from-stored
 	$(BIN)/pytest tests/test_site.py
 
-test-other-machines: data  ## nbval over every chapter as a one-thread machine and as one with an older instruction set would run it
+test-other-machines: data  ## nbval over every chapter as a one-thread machine, an AVX2 machine and an older one would run it
 	$(ONE_THREAD) $(NBVAL) chapters
+	$(ATEN_AVX2) $(NBVAL) chapters
 	$(LOWER_ISA) $(NBVAL) chapters
 
 check: data  ## The quick tests alone (data layer, notebook tooling, chapter hygiene): no kernel, no site
