@@ -7,7 +7,7 @@ CHAPTER_SOURCES := $(sort $(wildcard chapters/*.md))
 JUPYTER_BOOK_BUILD := $(BIN)/jupyter-book build --all --warningiserror --nitpick --keep-going .
 # nbval, with the numeric tolerances that cells declare in their metadata (tools/nbval_tolerance.py).
 NBVAL := $(BIN)/pytest -p tools.nbval_tolerance --nbval --nbval-current-env
-# Two other machines, simulated on this one (see running.md, "On other machines").
+# Three other machines, simulated on this one (see running.md, "On other machines").
 ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 LOWER_ISA := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX DNNL_MAX_CPU_ISA=AVX
 ATEN_AVX2 := ATEN_CPU_CAPABILITY=avx2
@@ -27,7 +27,7 @@ book: data  ## Execute every chapter from its .md source and build the website i
 
 # Each chapter executes once: nbval runs every stored notebook and compares its outputs, and
 # the site is then built from those verified outputs (see running.md, "How the book is tested").
-test: data  ## Unit and notebook checks, nbval over every chapter (here and as two other machines), then the site and its browser tests
+test: data  ## Unit and notebook checks, nbval over every chapter (here and as three other machines), then the site and its browser tests
 	$(NBVAL) tests chapters --ignore=tests/test_site.py
 	$(MAKE) --no-print-directory test-other-machines
 	$(MAKE) --no-print-directory site-from-stored
