@@ -7,10 +7,15 @@ CHAPTER_SOURCES := $(sort $(wildcard chapters/*.md))
 JUPYTER_BOOK_BUILD := $(BIN)/jupyter-book build --all --warningiserror --nitpick --keep-going .
 # nbval, with the numeric tolerances that cells declare in their metadata (tools/nbval_tolerance.py).
 NBVAL := $(BIN)/pytest -p tools.nbval_tolerance --nbval --nbval-current-env
-# Three other machines, simulated on this one (see running.md, "On other machines").
-ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-LOWER_ISA := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX DNNL_MAX_CPU_ISA=AVX
+# Three other machines, simulated on this one (see running.md, "On other machines"): one with a
+# single CPU (so one thread, and one DataLoader worker), one whose PyTorch kernels stop at AVX2
+# (ours use AVX-512), and an older one, without AVX2, for PyTorch, MKL and oneDNN alike.
+ONE_CPU := taskset -c 0
 ATEN_AVX2 := ATEN_CPU_CAPABILITY=avx2
+LOWER_ISA := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX DNNL_MAX_CPU_ISA=AVX
+# The Korean edition (ko/): built from the stored, nbval-verified outputs, never executed, into _build/html/ko.
+KOREAN_CONFIG := _build/ko-config.yml
+KOREAN_BUILD := BOOK_OUTPUTS=stored $(BIN)/jupyter-book build ko --config $(KOREAN_CONFIG) --path-output _build/ko --all --warningiserror --nitpick --keep-going
 # Tests that need neither an executed chapter nor the built site.
 QUICK_TESTS := tests --ignore=tests/test_site.py --ignore=tests/test_alone.py -m "not kernel"
 
@@ -19,22 +24,24 @@ ifneq ($(BOOK_DATA_MIRROR),)
 export BOOK_DATA_MIRROR := $(abspath $(BOOK_DATA_MIRROR))
 endif
 
-.PHONY: book test test-other-machines check site-from-stored data execute sync clean setup lock
+.PHONY: book test test-other-machines check site-from-stored korean-site translations translation-status data execute sync clean setup lock
 
-book: data  ## Execute every chapter from its .md source and build the website in _build/html
+book: data  ## Execute every chapter from its .md source and build the website in _build/html, the Korean edition in _build/html/ko
 	rm -rf _build/html  # no pages left over from earlier builds
 	$(JUPYTER_BOOK_BUILD)
+	$(MAKE) --no-print-directory korean-site
 
 # Each chapter executes once: nbval runs every stored notebook and compares its outputs, and
 # the site is then built from those verified outputs (see running.md, "How the book is tested").
-test: data  ## Unit and notebook checks, nbval over every chapter (here and as three other machines), then the site and its browser tests
+test: data  ## Unit and notebook checks, nbval over every chapter (here and as three other machines), then both editions' site and its browser tests
 	$(NBVAL) tests chapters --ignore=tests/test_site.py
 	$(MAKE) --no-print-directory test-other-machines
 	$(MAKE) --no-print-directory site-from-stored
 	$(BIN)/pytest tests/test_site.py
 
-test-other-machines: data  ## nbval over every chapter as a one-thread machine, an AVX2 machine and an older one would run it
-	$(ONE_THREAD) $(NBVAL) chapters
+test-other-machines: data  ## nbval over every chapter as a one-CPU machine, an AVX2 machine and an older one would run it
+	@command -v taskset >/dev/null || { echo "taskset (util-linux) is missing: it simulates the one-CPU machine"; exit 1; }
+	$(ONE_CPU) $(NBVAL) chapters
 	$(ATEN_AVX2) $(NBVAL) chapters
 	$(LOWER_ISA) $(NBVAL) chapters
 
@@ -44,6 +51,19 @@ check: data  ## The quick tests alone (data layer, notebook tooling, chapter hyg
 site-from-stored: data  ## Build the website from the stored chapter outputs, without executing the chapters
 	rm -rf _build/html
 	BOOK_OUTPUTS=stored $(JUPYTER_BOOK_BUILD)
+	$(MAKE) --no-print-directory korean-site
+
+korean-site: setup  ## Build the Korean edition into _build/html/ko from the stored outputs (after the English site)
+	$(BIN)/python -m tools.translation config $(KOREAN_CONFIG)
+	rm -rf _build/ko _build/html/ko
+	$(KOREAN_BUILD)
+	mv _build/ko/_build/html _build/html/ko
+
+translations: setup  ## Copy each English page's code and stored outputs into its Korean twin in ko/ (after make execute)
+	$(BIN)/python -m tools.translation sync
+
+translation-status: setup  ## Translated/total passages per page of the Korean edition, and which are stale or missing
+	$(BIN)/python -m tools.translation status
 
 setup: $(INSTALLED)
 
@@ -66,9 +86,11 @@ data: setup  ## Fetch (or copy from $BOOK_DATA_MIRROR) and verify every file and
 
 execute: data  ## Re-execute the .md sources and rewrite the paired .ipynb with fresh outputs
 	$(BIN)/python -m tools.notebooks execute $(CHAPTER_SOURCES)
+	$(BIN)/python -m tools.translation sync  # the Korean notebooks take the new outputs
 
 sync: setup  ## Bring each .md/.ipynb pair in line with whichever of the two was edited last
 	$(BIN)/jupytext --sync $(CHAPTER_SOURCES)
+	$(BIN)/python -m tools.translation sync
 
 clean:  ## Remove the built site (keeps .venv and the data cache)
 	rm -rf _build

@@ -7,6 +7,7 @@ is not installed (`.ci/run` installs it, so CI always runs them).
 
 from __future__ import annotations
 
+import collections
 import functools
 import http.server
 import os
@@ -34,6 +35,10 @@ REPO_URL, BRANCH = REPOSITORY["url"], REPOSITORY["branch"]
 ORG_REPO = urlparse(REPO_URL).path.strip("/")
 PAGES = toc_files()
 CHAPTERS = [page for page in PAGES if page.startswith("chapters/")]
+KOREAN = "ko/"  # the Korean edition's pages, under _build/html/ko/ (see running.md, "The Korean edition")
+# Every page of both editions, as its path in the site without ".html": "chapters/01-tensors", "ko/chapters/01-tensors".
+SITE_PAGES = PAGES + [KOREAN + page for page in PAGES]
+HANGUL = re.compile(r"[\uac00-\ud7a3]")
 
 
 @pytest.fixture(scope="module")
@@ -122,11 +127,11 @@ def test_link_checker_reports_a_broken_anchor(site, tmp_path):
     assert any(f"#{anchor} (no anchor #{anchor})" in problem for problem in broken), broken
 
 
-@pytest.mark.parametrize("page_name", PAGES)
+@pytest.mark.parametrize("page_name", SITE_PAGES)
 def test_every_image_has_alt_text(site, page_name):
     images = _parse(site / f"{page_name}.html").images
     assert [img["src"] for img in images if not (img.get("alt") or "").strip()] == []
-    if page_name in CHAPTERS:
+    if page_name.removeprefix(KOREAN) in CHAPTERS:
         # The chapter's own figures (written by its cells to _images/), not the logo every page has.
         figures = [img for img in images if "_images/" in img["src"]]
         assert figures, "a chapter should show at least one figure of its own"
@@ -180,10 +185,35 @@ class PageVisit:
         self.context.close()
 
 
-@pytest.mark.parametrize("page_name", PAGES)
+# The text of a page's prose, paragraph by paragraph, as a reader sees it: paragraphs, list
+# items, table cells and captions of the article, without code, cell outputs, formulas and
+# the citations of a references list (titles stay in their language).
+PROSE_BLOCKS_JS = """() => {
+    const blocks = document.querySelectorAll(
+        'article p, article li, article td, article th, article figcaption, article dt, article dd');
+    return [...blocks]
+        .filter(b => !b.closest('.cell_output, .cell_input, pre, .highlight, .references, nav'))
+        .filter(b => !b.querySelector('p, li'))  // the innermost blocks only
+        .map(b => {
+            const copy = b.cloneNode(true);
+            copy.querySelectorAll('code, .math, mjx-container, .pasted-text, a.reference.external')
+                .forEach(e => e.remove());
+            return copy.textContent.replace(/\\s+/g, " ").trim();
+        });
+}"""
+
+
+def english_paragraphs(blocks: list[str]) -> list[str]:
+    """Blocks of a Korean page that are English prose: four or more English words and no Korean at all."""
+    return [b for b in blocks if not HANGUL.search(b) and len(re.findall(r"[A-Za-z]{2,}", b)) >= 4]
+
+
+@pytest.mark.parametrize("page_name", SITE_PAGES)
 def test_page_in_browser(browser, base_url, page_name):
     visit = PageVisit(browser, urljoin(base_url, f"{page_name}.html"))
     page = visit.page
+    korean = page_name.startswith(KOREAN)
+    source_page = page_name.removeprefix(KOREAN)
     try:
         # Images: load lazy ones too, then every <img> must have pixels and a text alternative.
         page.evaluate("document.querySelectorAll('img').forEach(img => img.loading = 'eager')")
@@ -196,14 +226,20 @@ def test_page_in_browser(browser, base_url, page_name):
         )
         assert not [i["src"] for i in images if i["width"] == 0], "images that did not load"
         assert not [i["src"] for i in images if not (i["alt"].strip() or i["caption"].strip())], "images without alt text or caption"
+        if korean:
+            figures = [i for i in images if "_images/" in i["src"]]
+            assert not [i["src"] for i in figures if not HANGUL.search(i["alt"] + i["caption"])], "figures without Korean alt text or caption"
+            assert page.evaluate("document.documentElement.lang") == "ko"
+            assert english_paragraphs(page.evaluate(PROSE_BLOCKS_JS)) == [], "English prose left on a Korean page"
 
-        if page_name in CHAPTERS:
+        if source_page in CHAPTERS:
             hrefs = page.eval_on_selector_all("a[href]", "links => links.map(a => a.href)")
+            site_root = urljoin(base_url, KOREAN if korean else "")
             expected = {
                 "Colab": f"https://colab.research.google.com/github/{ORG_REPO}/blob/{BRANCH}/{page_name}.ipynb",
                 "Binder": f"https://mybinder.org/v2/gh/{ORG_REPO}/{BRANCH}?urlpath=lab/tree/{page_name}.ipynb",
-                ".ipynb download": urljoin(base_url, f"_sources/{page_name}.ipynb"),
-                ".md download": urljoin(base_url, f"_sources/{page_name}.md"),
+                ".ipynb download": urljoin(site_root, f"_sources/{source_page}.ipynb"),
+                ".md download": urljoin(site_root, f"_sources/{source_page}.md"),
                 "edit button": f"{REPO_URL}/edit/{BRANCH}/{page_name}.md",
             }
             missing = {what: href for what, href in expected.items() if href not in hrefs}
@@ -238,21 +274,30 @@ def test_search_finds_dataloader(browser, base_url):
         visit.close()
 
 
-@pytest.mark.parametrize("page_name", CHAPTERS)
+# Each edition's words for the exercises' section, headings and solution toggles.
+EXERCISE_WORDS = {
+    "": ("Exercises", r"Exercise \d+\.\d+: ", "Show solution"),
+    KOREAN: ("연습 문제", r"연습 문제 \d+\.\d+: ", "풀이 보기"),
+}
+
+
+@pytest.mark.parametrize("page_name", CHAPTERS + [KOREAN + chapter for chapter in CHAPTERS])
 def test_solutions_are_folded_until_clicked(browser, base_url, page_name):
     """Every exercise shows its statement and folds its solution (code, outputs and discussion) until clicked."""
+    section_title, heading_pattern, prompt = EXERCISE_WORDS[KOREAN if page_name.startswith(KOREAN) else ""]
     visit = PageVisit(browser, urljoin(base_url, f"{page_name}.html"))
     page = visit.page
     try:
-        exercises = page.locator("section#exercises > section")
+        section = page.locator("section", has=page.locator(":scope > h2", has_text=section_title))
+        exercises = section.locator(":scope > section")
         assert exercises.count() >= 4, "the chapter should end with at least four exercises"
         for i in range(exercises.count()):
             exercise = exercises.nth(i)
             heading = exercise.locator(":scope > h3").inner_text()
-            assert re.match(r"Exercise \d+\.\d+: ", heading), heading
+            assert re.match(heading_pattern, heading), heading
             assert exercise.locator(":scope > p").first.is_visible(), f"{heading}: the statement should be visible"
-            solutions = exercise.locator("details", has=page.locator("summary", has_text="Show solution"))
-            assert solutions.count() >= 1, f"{heading}: no 'Show solution' toggle"
+            solutions = exercise.locator("details", has=page.locator("summary", has_text=prompt))
+            assert solutions.count() >= 1, f"{heading}: no '{prompt}' toggle"
             folds = exercise.locator("details")  # the solution cells and the dropdown that discusses them
             for j in range(folds.count()):
                 fold = folds.nth(j)
@@ -263,5 +308,63 @@ def test_solutions_are_folded_until_clicked(browser, base_url, page_name):
                 assert fold.evaluate("details => details.open"), f"{heading}: fold {j} did not open"
                 content.wait_for(state="visible", timeout=5_000)
         assert visit.console_errors == []
+    finally:
+        visit.close()
+
+
+# --- the two editions side by side ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("page_name", PAGES)
+def test_language_switch_goes_to_the_same_page_and_back(browser, base_url, page_name):
+    english_url = urljoin(base_url, f"{page_name}.html")
+    korean_url = urljoin(base_url, f"{KOREAN}{page_name}.html")
+    visit = PageVisit(browser, english_url)
+    page = visit.page
+    try:
+        switch = page.locator("p.language-switch a")
+        assert switch.is_visible() and switch.get_attribute("hreflang") == "ko"
+        switch.click()
+        page.wait_for_url(korean_url)
+        back = page.locator("p.language-switch a")
+        assert back.is_visible() and back.get_attribute("hreflang") == "en"
+        back.click()
+        page.wait_for_url(english_url)
+        assert visit.console_errors == []
+    finally:
+        visit.close()
+
+
+def glued_values(html_path: Path) -> collections.Counter:
+    """The values that glue roles put into a page's text (MyST-NB's ``pasted-text`` spans)."""
+    return collections.Counter(re.findall(r'<span class="pasted-text">([^<]*)</span>', html_path.read_text(encoding="utf-8")))
+
+
+@pytest.mark.parametrize("page_name", CHAPTERS)
+def test_glued_numbers_are_the_same_in_both_editions(site, page_name):
+    english, korean = glued_values(site / f"{page_name}.html"), glued_values(site / f"{KOREAN}{page_name}.html")
+    assert english, "no glued values found: has MyST-NB changed how it renders them?"
+    assert korean == english
+
+
+def test_english_prose_check_catches_a_planted_paragraph(browser, base_url):
+    """The check above must be able to fail: one Korean paragraph replaced by its English original."""
+    page_name = CHAPTERS[1]
+    visit = PageVisit(browser, urljoin(base_url, f"{page_name}.html"))
+    try:
+        english = next(b for b in visit.page.evaluate(PROSE_BLOCKS_JS) if len(b.split()) > 8)
+    finally:
+        visit.close()
+    visit = PageVisit(browser, urljoin(base_url, f"{KOREAN}{page_name}.html"))
+    try:
+        assert english_paragraphs(visit.page.evaluate(PROSE_BLOCKS_JS)) == []
+        visit.page.evaluate(
+            "text => { const p = [...document.querySelectorAll('article p')]"
+            ".find(p => !p.closest('.cell_output') && /[\\uac00-\\ud7a3]/.test(p.innerText));"
+            " p.textContent = text; }",
+            english,
+        )
+        found = english_paragraphs(visit.page.evaluate(PROSE_BLOCKS_JS))
+        assert [" ".join(b.split()) for b in found] == [" ".join(english.split())]
     finally:
         visit.close()

@@ -182,6 +182,7 @@ def _prose(markdown: str) -> str:
     """Markdown without what may hold numbers legitimately: code, math, glue roles, link targets, exercise numbers."""
     markdown = re.sub(r"```.*?```", " ", markdown, flags=re.DOTALL)
     markdown = re.sub(r"\bexercise \d+\.\d+", " ", markdown, flags=re.IGNORECASE)  # a heading or a reference, not a result
+    markdown = re.sub(r"연습 문제 \d+\.\d+", " ", markdown)  # the same in the Korean edition
     markdown = re.sub(r"\{glue(?::\w+)?\}`[^`]*`", " ", markdown)
     markdown = re.sub(r"`[^`]*`", " ", markdown)
     markdown = re.sub(r"\$\$.*?\$\$|\$[^$]*\$", " ", markdown, flags=re.DOTALL)

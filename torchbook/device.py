@@ -23,3 +23,16 @@ def get_device() -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may run on: fewer than the machine has in a container or under ``taskset``.
+
+    ``DataLoader`` warns (on stderr) when asked for more worker processes than this, since
+    they would only compete for the same CPUs.
+    """
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no CPU affinity to ask
+        return os.cpu_count() or 1
+
