@@ -5,7 +5,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from tools.nbval_tolerance import compare_numbers, parse_tolerance
+from tools.nbval_tolerance import _aligned_outputs, compare_numbers, parse_tolerance
 
 from .conftest import ROOT, run_nbval
 
@@ -20,7 +20,7 @@ def test_numbers_within_tolerance_match_and_report_each_difference():
 
 def test_a_number_beyond_its_tolerance_does_not_match_and_says_by_how_much():
     assert compare_numbers("loss 0.4300", "loss 0.4204", TOLERANCE)[1] == (
-        "0.4300 where 0.4204 was stored: a difference of 0.0096, beyond the 0.005 allowed")
+        "line 1: 0.4300 where 0.4204 was stored: a difference of 0.0096, beyond the 0.005 allowed")
     assert compare_numbers("accuracy 83.0%", "accuracy 82.2%", TOLERANCE)[1] is not None  # 0.8 points > 0.5
 
 
@@ -82,30 +82,48 @@ def replace_once(text: str, old: str, new: str) -> str:
 
 
 @pytest.mark.kernel
-def test_a_changed_training_setting_fails_a_cell_that_declares_a_tolerance(tmp_path):
-    """Chapter 3's Adam fit, with its learning rate changed in a copy of the stored notebook, fails nbval.
+@pytest.mark.parametrize(
+    ("chapter", "cell_marker", "change"),
+    [
+        # Adam's learning rate 10% higher, on the raw thermometer readings.
+        ("03-autograd-and-optimizers", "params, adam_raw_losses = training_loop(", ("lr=1e-1", "lr=0.11")),
+        # The 1-13-1 network's learning rate times 1.5 (its tolerance is the widest of Chapter 5).
+        ("05-nn-module", "network_history = training_loop(", ("lr=5e-4", "lr=7.5e-4")),
+    ],
+)
+def test_a_changed_training_setting_fails_a_cell_that_declares_a_tolerance(tmp_path, chapter, cell_marker, change):
+    """A changed setting, in a copy of the stored notebook, fails nbval in the cell that trains.
 
     The unchanged copy passes in the same run: the failure comes from the change, and the
-    tolerance that absorbs other machines' rounding is far smaller than what a real change does.
+    derived tolerance that absorbs other machines' rounding is smaller than what this change does.
     """
-    source = ROOT / "chapters" / "03-autograd-and-optimizers.ipynb"
+    source = ROOT / "chapters" / f"{chapter}.ipynb"
     notebook = nbformat.read(source, as_version=4)
-    (index, cell), = ((i, c) for i, c in enumerate(notebook.cells)
-                      if c.cell_type == "code" and "params, adam_raw_losses = training_loop(" in c.source)
+    (index, cell), = ((i, c) for i, c in enumerate(notebook.cells) if c.cell_type == "code" and cell_marker in c.source)
     assert "nbval-tolerance" in cell.metadata, "the cell this test changes should be one with a declared tolerance"
-    kept = notebook.cells[: index + 1]  # the chapter up to and including the Adam fit
-    for name, change in (("unchanged", None), ("changed", ("lr=1e-1", "lr=0.11"))):
+    kept = notebook.cells[: index + 1]  # the chapter up to and including the training
+    for name, edit in (("unchanged", None), ("changed", change)):
         copy = nbformat.from_dict({**notebook, "cells": [nbformat.from_dict(dict(c)) for c in kept]})
-        if change:
-            copy.cells[-1].source = replace_once(copy.cells[-1].source, *change)
+        if edit:
+            copy.cells[-1].source = replace_once(copy.cells[-1].source, *edit)
         folder = tmp_path / name
         folder.mkdir()
         path = folder / source.name
         nbformat.write(copy, path)
         result = run_nbval(path, plugins=["tools.nbval_tolerance"])
-        if change:
+        if edit:
             assert result.returncode != 0, result.stdout[-3000:]
             code_index = sum(c.cell_type == "code" for c in kept) - 1  # nbval numbers the code cells
-            assert f"::Cell {code_index} " in result.stdout and "Cell outputs differ" in result.stdout, result.stdout[-3000:]
+            assert f"::Cell {code_index} " in result.stdout and "beyond nbval-tolerance" in result.stdout, result.stdout[-3000:]
         else:
             assert result.returncode == 0, result.stdout[-3000:]
+
+
+def test_only_what_nbval_compares_is_read_and_a_problem_names_its_mime_and_line():
+    stored = [nbformat.v4.new_output("display_data", data={"image/png": "iVBOR1w2", "text/plain": "<Figure size 600x400>"}),
+              nbformat.v4.new_output("stream", name="stdout", text="epoch 1 loss 0.50\nepoch 2 loss 0.40\n")]
+    new = [nbformat.v4.new_output("display_data", data={"image/png": "iVBOR7q9x3", "text/plain": "<Figure size 600x400>"}),
+           nbformat.v4.new_output("stream", name="stdout", text="epoch 1 loss 0.50\nepoch 2 loss 0.47\n")]
+    problems, record = [], []
+    _aligned_outputs(new, stored, (0.01, 0.0), record, problems)
+    assert problems == ["stdout (output 2), line 2: 0.47 where 0.40 was stored: a difference of 0.07, beyond the 0.01 allowed"]

@@ -214,7 +214,7 @@ def test_glossary_terms_are_used_consistently(term):
         first = prose.find(term["korean"])
         if first >= 0 and page.startswith("chapters/"):
             after = prose[first + len(term["korean"]): first + len(term["korean"]) + 60]
-            assert re.match(rf"\s?\(\*?{re.escape(term['english'])}", after, flags=re.IGNORECASE), (
+            assert re.match(rf"\*?\s?\(\*?{re.escape(term['english'])}", after, flags=re.IGNORECASE), (  # *뷰*(view)
                 f"{page}: the first '{term['korean']}' should give the English term: "
                 f"'{term['korean']}({term['english']})', not {prose[first:first + 60]!r}"
             )

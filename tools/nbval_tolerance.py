@@ -21,6 +21,13 @@ exactly, as nbval always does; glued values are outputs of their cell, so the ce
 tolerance covers them too. Nothing is blanked out: a number outside its tolerance fails
 the cell with nbval's usual diff of the real output.
 
+No tolerance is set by hand. Each is derived by one rule, from how much the cell's numbers
+vary when every rounding is perturbed: six times the largest spread of its numbers over
+the stored run and four perturbed runs, plus one unit of the last printed digit, as
+``abs`` for fractions and ``rel`` for the rest (``tools/tolerances.py``, ``make
+tolerances``; the measurements are kept in ``chapters/tolerances.json``). Only what nbval
+compares is read (not images), and a failure names the output, its line and both values.
+
 Loaded with ``-p tools.nbval_tolerance`` (the Makefile's test targets do). With
 ``--nbval-tolerance-report=FILE`` it also writes, as JSON, the largest difference it
 accepted in every cell: the measurement a tolerance is chosen from.
@@ -59,40 +66,72 @@ def number_value(token: str) -> float:
     return value / 100 if token.endswith("%") else value
 
 
+def _line_of(text: str, position: int) -> int:
+    return text.count("\n", 0, position) + 1
+
+
 def compare_numbers(new: str, stored: str, tolerance: tuple[float, float]) -> tuple[list[tuple[float, float]], str | None]:
     """Each ``(stored value, difference)`` where ``new`` differs from ``stored``, and what breaks the tolerance (or None).
 
     Runs of spaces count as one, since a number with another count of digits shifts the
-    padding after it. ``nan`` and ``inf`` are words here: they must match exactly.
+    padding after it. ``nan`` and ``inf`` are words here: they must match exactly. A problem
+    names the line of the stored text it is on.
     """
     new_parts, stored_parts = NUMBER.split(new), NUMBER.split(stored)
-    new_numbers, stored_numbers = NUMBER.findall(new), NUMBER.findall(stored)
+    new_numbers, stored_matches = NUMBER.findall(new), list(NUMBER.finditer(stored))
+    stored_numbers = [match.group(0) for match in stored_matches]
     if len(new_numbers) != len(stored_numbers):
         return [], f"{len(new_numbers)} numbers where {len(stored_numbers)} were stored"
-    for new_part, stored_part in zip(new_parts, stored_parts):
+    offset = 0  # where each stored part starts, for the line a problem is on
+    for index, (new_part, stored_part) in enumerate(zip(new_parts, stored_parts)):
         if new_part.split() != stored_part.split() or new_part.count("\n") != stored_part.count("\n"):
-            return [], f"the text around the numbers differs: {new_part.strip()[:60]!r} where {stored_part.strip()[:60]!r} was stored"
+            return [], (f"line {_line_of(stored, offset)}: the text around the numbers differs: "
+                        f"{new_part.strip()[:60]!r} where {stored_part.strip()[:60]!r} was stored")
+        offset += len(stored_part) + (len(stored_numbers[index]) if index < len(stored_numbers) else 0)
     absolute, relative = tolerance
     differences = []
-    for new_token, stored_token in zip(new_numbers, stored_numbers):
+    for new_token, match in zip(new_numbers, stored_matches):
+        stored_token = match.group(0)
         if new_token == stored_token:
             continue
+        line = _line_of(stored, match.start())
         if new_token.endswith("%") != stored_token.endswith("%"):
-            return differences, f"{new_token} where {stored_token} was stored"
+            return differences, f"line {line}: {new_token} where {stored_token} was stored"
         stored_value = number_value(stored_token)
         difference = abs(number_value(new_token) - stored_value)
         allowed = absolute + relative * abs(stored_value)
         if difference > allowed:
-            return differences, (f"{new_token} where {stored_token} was stored: "
+            return differences, (f"line {line}: {new_token} where {stored_token} was stored: "
                                  f"a difference of {difference:.6g}, beyond the {allowed:.6g} allowed")
         differences.append((stored_value, difference))
     return differences, None
 
 
-def _aligned_outputs(new_outputs: list, stored_outputs: list, tolerance, record: list, problems: list) -> list:
+# What nbval leaves out of its comparison by default (nbval.plugin.IPyNbFile.skip_compare).
+NBVAL_SKIPPED = ("metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
+                 "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg")
+
+
+def compared_texts(outputs: list, skip_compare=NBVAL_SKIPPED) -> list[tuple[str, str]]:
+    """``(key, text)`` for every text that nbval compares in these outputs: a stream by its name, data by its mime."""
+    texts = []
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            texts.append((output["name"], output["text"]))
+            continue
+        for mime, value in output.get("data", {}).items():
+            if mime not in skip_compare and isinstance(value, str):
+                texts.append((mime, value))
+    return texts
+
+
+def _aligned_outputs(new_outputs: list, stored_outputs: list, tolerance, record: list, problems: list,
+                     skip_compare=NBVAL_SKIPPED) -> list:
     """A copy of the new outputs in which each text within tolerance of the stored one is replaced by it.
 
-    ``record`` collects the differences accepted, ``problems`` what the other texts differ in.
+    Only what nbval compares is looked at (``skip_compare``: images are not). ``record``
+    collects the differences accepted, ``problems`` what the other texts differ in, each
+    named by its stream or mime type and output.
     """
     aligned = []
     for index, new in enumerate(new_outputs):
@@ -105,16 +144,17 @@ def _aligned_outputs(new_outputs: list, stored_outputs: list, tolerance, record:
                     new["text"] = stored["text"]
                     record.extend(differences)
                 else:
-                    problems.append(f"{new['name']}: {problem}")
+                    problems.append(f"{new['name']} (output {index + 1}), {problem}")
             for mime, value in new.get("data", {}).items():
                 stored_value = stored.get("data", {}).get(mime)
-                if isinstance(value, str) and isinstance(stored_value, str):
-                    differences, problem = compare_numbers(value, stored_value, tolerance)
-                    if problem is None:
-                        new["data"][mime] = stored_value
-                        record.extend(differences)
-                    else:
-                        problems.append(f"{mime}: {problem}")
+                if mime in skip_compare or not (isinstance(value, str) and isinstance(stored_value, str)):
+                    continue
+                differences, problem = compare_numbers(value, stored_value, tolerance)
+                if problem is None:
+                    new["data"][mime] = stored_value
+                    record.extend(differences)
+                else:
+                    problems.append(f"{mime} (output {index + 1}), {problem}")
         aligned.append(new)
     return aligned
 
@@ -142,7 +182,8 @@ def pytest_configure(config):
             return False
         cell_id = f"{Path(str(self.parent.fspath)).name}::cell {self.cell_num}"
         differences, problems = [], []
-        aligned = _aligned_outputs(test, ref, tolerance, differences, problems)
+        aligned = _aligned_outputs(test, ref, tolerance, differences, problems,
+                                   skip_compare or self.parent.skip_compare)
         if not exact(self, aligned, ref, skip_compare):
             # nbval's traceback shows the real output; say first what lies beyond the declared tolerance.
             declared = f"{METADATA_KEY} {{abs: {tolerance[0]:g}, rel: {tolerance[1]:g}}}"

@@ -1,0 +1,121 @@
+"""tools.tolerances: the rule that derives each cell's tolerance, its perturbation, and that every declared tolerance follows it."""
+
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from tools.tolerances import (
+    MEASUREMENTS,
+    cell_key,
+    compared_cells,
+    last_digit_unit,
+    load_measurements,
+    significant,
+    spreads,
+    tolerance_from,
+    tolerance_of_measurement,
+)
+
+from .conftest import chapter_sources
+
+
+def number(token, value, spread, unit, varied=True):
+    return {"token": token, "value": value, "spread": spread, "unit": unit, "varied": varied}
+
+
+def test_the_rule_is_six_spreads_plus_a_last_digit_as_abs_for_fractions_and_rel_for_the_rest():
+    numbers = [number("82.2%", 0.822, 0.004, 0.001), number("80.0%", 0.8, 0.001, 0.001),
+               number("1,197", 1197, 20.0, 1), number("10,000", 10000, 0.0, 1, varied=False)]
+    assert tolerance_from(numbers) == {"abs": 0.025, "rel": 0.11}  # 6 * 0.004 + 0.001; (6 * 20 + 1) / 1197 = 0.101, rounded up
+    assert tolerance_from([number("0.5", 0.5, 0.0, 0.1, varied=False)]) == {}  # nothing varied: exact
+
+
+def test_tolerances_are_rounded_up_never_down():
+    assert significant(0.0251) == 0.026
+    assert significant(0.025) == 0.025
+    assert significant(1.01e-6) == 1.1e-6
+    assert significant(0.0) == 0.0
+
+
+def test_the_last_printed_digit_in_the_plugins_units():
+    assert last_digit_unit("82.2%") == pytest.approx(0.001)
+    assert last_digit_unit("0.4204") == pytest.approx(0.0001)
+    assert last_digit_unit("1,197") == 1
+    assert last_digit_unit("2.5e-05") == pytest.approx(1e-6)
+
+
+def test_changed_words_or_a_changed_count_of_outputs_are_volatile_not_tolerated():
+    stored = [("stdout", "most often confused: cat and dog (182 images)\n")]
+    assert spreads([stored, [("stdout", "most often confused: cat and dog (190 images)\n")]])[1] is None
+    problem = spreads([stored, [("stdout", "most often confused: dog and truck (190 images)\n")]])[1]
+    assert "other words" in problem and "dog and truck" in problem
+    assert "other outputs" in spreads([stored, stored * 2])[1]
+
+
+def test_spread_of_each_number_over_the_runs():
+    runs = [[("stdout", "loss 0.40 acc 80.0%\n")], [("stdout", "loss 0.42 acc 80.0%\n")], [("stdout", "loss 0.44 acc 80.0%\n")]]
+    numbers, problem = spreads(runs)
+    assert problem is None
+    assert [n["varied"] for n in numbers] == [True, False]
+    assert numbers[0]["spread"] == pytest.approx(0.02)
+
+
+def test_the_perturbation_moves_rounding_operations_only_and_keeps_autograd_intact():
+    import torch
+
+    from tools.tolerances import perturb_every_operation
+
+    x = torch.linspace(0.1, 1.0, 64).reshape(8, 8)
+    exact = (x @ x).clone()
+    weight = torch.tensor([1.5, 2.5], requires_grad=True)
+    mode = perturb_every_operation(seed=1)
+    try:
+        perturbed = x @ x
+        created = torch.tensor([2.0, 3.0])
+        whole = 3 * created**3  # whole numbers: exact on every machine
+        loss = (weight * torch.tensor([0.3, 0.7])).sum()
+        loss.backward()
+    finally:
+        mode.__exit__(None, None, None)
+    assert not torch.equal(perturbed, exact)
+    assert torch.allclose(perturbed, exact, rtol=1e-5)
+    assert created.tolist() == [2.0, 3.0] and whole.tolist() == [24.0, 81.0]
+    assert weight.is_leaf and weight.grad is not None and loss.grad_fn.name() == "SumBackward0"
+
+
+def chapter_notebooks():
+    return [source.with_suffix(".ipynb") for source in chapter_sources()]
+
+
+@pytest.mark.parametrize("notebook_path", chapter_notebooks(), ids=lambda p: p.stem)
+def test_every_declared_tolerance_is_the_one_the_rule_gives_from_its_measurement(notebook_path):
+    """No tolerance set by hand: each comes from chapters/tolerances.json, and each measured cell declares it.
+
+    A cell edited since its derivation has another source hash, and asks for `make tolerances`.
+    """
+    measured = load_measurements().get(notebook_path.name, {})
+    notebook = nbformat.read(notebook_path, as_version=4)
+    problems = []
+    cells = {cell_key(cell): cell for cell in compared_cells(notebook)}
+    for cell in notebook.cells:
+        if "nbval-tolerance" in cell.metadata and cell_key(cell) not in measured:
+            problems.append(f"{cell.source.splitlines()[0][:60]!r} declares a tolerance that no measurement in "
+                            f"{MEASUREMENTS.name} derives: run `make tolerances CHAPTERS=chapters/{notebook_path.stem}.md`")
+    for key, entry in measured.items():
+        if key not in cells:
+            problems.append(f"{entry['first_line']!r}: measured, but no such cell now (edited?): run `make tolerances`")
+            continue
+        expected = tolerance_of_measurement(entry)
+        if cells[key].metadata.get("nbval-tolerance") != expected:
+            problems.append(f"{entry['first_line']!r} declares {cells[key].metadata.get('nbval-tolerance')}, the rule gives {expected}")
+    assert not problems, "\n".join(problems)
+
+
+def test_a_hand_set_tolerance_is_caught(tmp_path, monkeypatch):
+    """The check above fails on a tolerance typed into a cell's metadata (planted in a copy)."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(0.5)", metadata={"nbval-tolerance": {"abs": 0.1}})])
+    path = tmp_path / "99-planted.ipynb"
+    nbformat.write(notebook, path)
+    with pytest.raises(AssertionError, match="no measurement"):
+        test_every_declared_tolerance_is_the_one_the_rule_gives_from_its_measurement(path)

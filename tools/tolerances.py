@@ -1,0 +1,318 @@
+"""Derive each chapter cell's nbval tolerance from how much its numbers vary when rounding varies.
+
+Another machine (another instruction set, another number of threads, another BLAS) rounds
+some operations differently in their last bit. Most outputs do not notice; training, and a
+few ill-conditioned computations, amplify the difference into other printed digits. So the
+variation a tolerance must absorb is measured, not guessed from a few machines:
+
+1. **Perturbed runs.** The chapter's stored notebook is executed ``runs`` times more, each
+   time with every floating-point result of every PyTorch operation multiplied by
+   ``1 + u * eps`` (``u`` uniform in [-1, 1], a new draw per operation from the run's own
+   generator; ``eps`` the dtype's machine epsilon) in every operation that another machine
+   rounds differently (``ROUNDING_OPERATIONS``): a change of about one rounding, everywhere
+   one can happen, which is what another machine is. Python's ``random`` draws the factors, so
+   the chapter's own seeded generators are untouched.
+2. **Spread.** For every code cell whose compared output changes in any of those runs,
+   every number it prints has a spread: the standard deviation of its values over the
+   stored run and the perturbed ones.
+3. **Rule.** The cell's declared tolerance is ``MULTIPLE`` (6) times the largest spread,
+   plus one unit of the last printed digit (a value near a rounding boundary flips it):
+   ``abs`` from the numbers that are fractions (a percentage, or at most 1 in size),
+   ``rel`` from the others (counts, losses, epochs), relative to their stored value. A cell
+   whose output no perturbed run changes stays exact.
+
+Six times the spread: a new machine's value and the stored one differ by about
+``sqrt(2)`` spreads, and a spread estimated from five runs can be low by a half; six
+leaves room for both. A cell whose *words* change between runs (a label hanging on a near
+tie, a count that changes how many numbers are printed) cannot be given a tolerance: the
+derivation reports it, and the chapter should print something stable instead.
+
+Every measurement is kept in ``chapters/tolerances.json``, keyed by notebook and by a hash
+of the cell's source (so an edited cell asks for a new derivation), and the declared
+tolerances are written into each cell's metadata, in the ``.md`` and the ``.ipynb``:
+
+    python -m tools.tolerances derive chapters/05-nn-module.ipynb [--runs 4]   # make tolerances
+
+``tests/test_tolerances.py`` checks that every declared tolerance is the one the rule gives
+from the kept measurement, and that every measured cell declares it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import random
+import re
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+
+from tools.notebooks import _merge_streams
+
+ROOT = Path(__file__).resolve().parents[1]
+MEASUREMENTS = ROOT / "chapters" / "tolerances.json"
+MULTIPLE = 6
+DEFAULT_RUNS = 4
+METADATA_KEY = "nbval-tolerance"
+
+
+# --- 1. Perturbed runs -------------------------------------------------------------------------
+
+# The operations whose results another machine rounds differently: those that accumulate
+# (matrix products, convolutions, reductions, losses, linear algebra), the vectorised
+# transcendental functions (exp, log, tanh, ...: other code for each instruction set), and
+# the fused multiply-adds of optimizer updates. Elementwise +, -, *, / and sqrt are rounded
+# correctly by IEEE 754 on every machine, and creating or copying a tensor rounds nothing.
+ROUNDING_OPERATIONS = re.compile(
+    r"mm|matmul|linear|conv|einsum|dot|mv$|sum|mean|std|var|norm|prod|softmax|logsumexp|exp|log|tanh|"
+    r"sigmoid|pow|sin|cos|erf|gelu|silu|loss|entropy|nll|linalg|lstsq|solve|inv|svd|eig|qr|cholesky|"
+    r"addc|lerp|_foreach|dist|interpolate|pool|batch_norm|layer_norm")
+
+
+def perturb_every_operation(seed: int):
+    """From now on, multiply the floating-point result of every rounding operation by about 1 ± eps.
+
+    The result's values are scaled in place through ``.data``, which autograd does not track:
+    the graph, the ``grad_fn`` and the leaves stay as they were. Views of an input are left
+    alone, and so is every value that is a whole number (``3 * 2.0**3``, a count, a sigmoid
+    saturated at exactly 1): every machine computes those exactly. Returns the active mode (a ``TorchFunctionMode``), for ``mode.__exit__(None, None, None)``.
+    """
+    import torch
+    from torch.overrides import TorchFunctionMode
+
+    draw = random.Random(seed).uniform
+
+    def perturb(result):
+        if isinstance(result, (list, tuple)):
+            for item in result:
+                perturb(item)
+        elif isinstance(result, torch.Tensor) and result.is_floating_point() and result.numel() \
+                and result.device.type != "meta" and result._base is None:
+            values = result.data
+            change = values * (draw(-1, 1) * torch.finfo(values.dtype).eps)
+            change.masked_fill_(values == values.round(), 0)  # whole numbers (0, 1, a count) are exact everywhere
+            values.add_(change)
+
+    rounds = {}  # function name -> whether it rounds, looked up once per name
+
+    class RoundingPerturbation(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            result = func(*args, **(kwargs or {}))
+            name = getattr(func, "__name__", "")
+            if name not in rounds:
+                rounds[name] = not name.startswith("__") and bool(ROUNDING_OPERATIONS.search(name))
+            if rounds[name]:
+                perturb(result)
+            return result
+
+    mode = RoundingPerturbation()
+    mode.__enter__()
+    return mode
+
+
+def perturbed_run(notebook_path: Path, seed: int, timeout: int = 1200) -> nbformat.NotebookNode:
+    """The stored notebook executed again, in its folder, with every operation's rounding perturbed."""
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(notebook_path, as_version=4)
+    setup = nbformat.v4.new_code_cell(f"from tools.tolerances import perturb_every_operation\n"
+                                      f"_perturbation = perturb_every_operation(seed={seed})")
+    notebook.cells.insert(0, setup)
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=False,
+                   resources={"metadata": {"path": str(notebook_path.parent)}}).execute()
+    notebook.cells.pop(0)
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            cell.outputs = _merge_streams(cell.outputs)  # as `make execute` stores them
+    return notebook
+
+
+# --- 2. What nbval compares, and its numbers ---------------------------------------------------
+
+def cell_key(cell) -> str:
+    """A cell's key in the measurements: a hash of its source, so that an edited cell needs a new derivation."""
+    return hashlib.sha1(cell.source.strip().encode()).hexdigest()[:12]
+
+
+def compared_cells(notebook) -> list:
+    """The code cells whose outputs nbval compares."""
+    skipped = {"nbval-ignore-output", "nbval-skip", "raises-exception"}
+    return [cell for cell in notebook.cells
+            if cell.cell_type == "code" and not skipped & set(cell.metadata.get("tags", []))]
+
+
+def cell_texts(cell) -> list[tuple[str, str]]:
+    from tools.nbval_tolerance import compared_texts
+
+    return compared_texts(cell.get("outputs", []))
+
+
+# --- 3. The rule -------------------------------------------------------------------------------
+
+def last_digit_unit(token: str) -> float:
+    """One unit of the last printed digit of a number token, in the units the plugin compares (82.2% -> 0.001)."""
+    mantissa = token.rstrip("%").replace(",", "").lower().split("e")[0]
+    exponent = int(token.lower().rstrip("%").split("e")[1]) if "e" in token.lower() else 0
+    decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
+    unit = 10.0 ** (exponent - decimals)
+    return unit / 100 if token.endswith("%") else unit
+
+
+def is_fraction(token: str, value: float) -> bool:
+    return token.endswith("%") or abs(value) <= 1
+
+
+def spreads(runs_texts: list[list[tuple[str, str]]]) -> tuple[list[dict], str | None]:
+    """Every number's values over the runs (the first is the stored one), or what makes the output volatile."""
+    from tools.nbval_tolerance import NUMBER, number_value
+
+    stored = runs_texts[0]
+    numbers = []
+    for r, texts in enumerate(runs_texts[1:], start=1):
+        if [key for key, _ in texts] != [key for key, _ in stored]:
+            return [], f"run {r} has other outputs: {[k for k, _ in texts]} where {[k for k, _ in stored]} were stored"
+        for (key, text), (_, stored_text) in zip(texts, stored):
+            if NUMBER.sub("#", text).split() != NUMBER.sub("#", stored_text).split():
+                changed = next((new, old) for new, old in zip(NUMBER.sub("#", text).splitlines(),
+                                                              NUMBER.sub("#", stored_text).splitlines()) if new.split() != old.split()) \
+                    if text.count("\n") == stored_text.count("\n") else ("(other lines)", "")
+                return [], f"run {r} printed other words in {key}: {changed[0].strip()!r} where {changed[1].strip()!r} was stored"
+    for index, (key, stored_text) in enumerate(stored):
+        for position, token in enumerate(NUMBER.findall(stored_text)):
+            values = [number_value(NUMBER.findall(texts[index][1])[position]) for texts in runs_texts]
+            tokens = [NUMBER.findall(texts[index][1])[position] for texts in runs_texts]
+            numbers.append({"where": key, "token": token, "value": values[0],
+                            "spread": statistics.stdev(values) if len(values) > 1 else 0.0,
+                            "unit": max(last_digit_unit(t) for t in tokens), "varied": len(set(tokens)) > 1})
+    return numbers, None
+
+
+def significant(value: float, digits: int = 2) -> float:
+    """``value`` rounded *up* to ``digits`` significant digits, as the declared tolerance is written."""
+    if value <= 0:
+        return 0.0
+    scale = 10 ** (math.floor(math.log10(value)) - digits + 1)
+    return round(math.ceil(value / scale - 1e-6) * scale, 12)
+
+
+def tolerance_from(numbers: list[dict], multiple: float = MULTIPLE) -> dict:
+    """The rule: ``multiple`` times the largest spread plus one last-digit unit, as abs (fractions) and rel (the rest)."""
+    varied = [n for n in numbers if n["varied"]]
+    fractions = [n for n in varied if is_fraction(n["token"], n["value"])]
+    others = [n for n in varied if not is_fraction(n["token"], n["value"])]
+    tolerance = {}
+    if fractions:
+        tolerance["abs"] = significant(max(multiple * n["spread"] + n["unit"] for n in fractions))
+    if others:
+        tolerance["rel"] = significant(max((multiple * n["spread"] + n["unit"]) / abs(n["value"]) for n in others))
+    return tolerance
+
+
+def summary(numbers: list[dict]) -> dict:
+    """What the measurement file keeps of a cell's numbers: enough to re-derive and to read."""
+    varied = [n for n in numbers if n["varied"]]
+    return {
+        "numbers": len(numbers),
+        "numbers_that_varied": len(varied),
+        "largest_spread_of_a_fraction": max((n["spread"] for n in varied if is_fraction(n["token"], n["value"])), default=0.0),
+        "largest_relative_spread_of_the_rest": max((n["spread"] / abs(n["value"]) for n in varied
+                                                    if not is_fraction(n["token"], n["value"])), default=0.0),
+        "varied": [{key: n[key] for key in ("where", "token", "spread", "unit")} for n in varied],
+    }
+
+
+def tolerance_of_measurement(entry: dict, multiple: float = MULTIPLE) -> dict:
+    """The rule applied to a kept measurement (what the test recomputes)."""
+    numbers = [{"token": n["token"], "value": _value(n["token"]), "spread": n["spread"], "unit": n["unit"], "varied": True}
+               for n in entry["varied"]]
+    return tolerance_from(numbers, multiple)
+
+
+def _value(token: str) -> float:
+    from tools.nbval_tolerance import number_value
+
+    return number_value(token)
+
+
+# --- Writing it down ---------------------------------------------------------------------------
+
+def load_measurements() -> dict:
+    return json.loads(MEASUREMENTS.read_text()) if MEASUREMENTS.exists() else {}
+
+
+def write_tolerances(notebook_path: Path, declared: dict[str, dict]) -> None:
+    """Set (or remove) each compared cell's declared tolerance in the .ipynb and its paired .md."""
+    import jupytext
+
+    for path in (notebook_path, notebook_path.with_suffix(".md")):
+        notebook = jupytext.read(path)
+        for cell in compared_cells(notebook):
+            tolerance = declared.get(cell_key(cell))
+            if tolerance:
+                cell.metadata[METADATA_KEY] = tolerance
+            else:
+                cell.metadata.pop(METADATA_KEY, None)
+        if path.suffix == ".ipynb":
+            nbformat.write(notebook, path)
+        else:
+            jupytext.write(notebook, path, fmt="md:myst")
+
+
+def derive(notebook_path: Path, runs: int) -> list[str]:
+    """Run the perturbed executions, keep the measurements, declare the tolerances; returns the volatile cells."""
+    notebook_path = Path(notebook_path)
+    stored = nbformat.read(notebook_path, as_version=4)
+    executed = []
+    for seed in range(1, runs + 1):
+        start = time.perf_counter()
+        executed.append(perturbed_run(notebook_path, seed))
+        print(f"{notebook_path.name}: perturbed run {seed} of {runs} took {time.perf_counter() - start:.0f} s", flush=True)
+    measurements = load_measurements()
+    chapter = {}
+    declared = {}
+    volatile = []
+    perturbed_cells = [compared_cells(nb) for nb in executed]
+    for position, cell in enumerate(compared_cells(stored)):
+        runs_texts = [cell_texts(cell)] + [cell_texts(cells[position]) for cells in perturbed_cells]
+        if all(texts == runs_texts[0] for texts in runs_texts[1:]):
+            continue  # exact under every perturbation
+        numbers, problem = spreads(runs_texts)
+        first_line = cell.source.strip().splitlines()[0][:70]
+        if problem:
+            volatile.append(f"{notebook_path.name}, cell {first_line!r}: {problem}")
+            continue
+        entry = {"first_line": first_line, "runs": runs + 1, "multiple": MULTIPLE, **summary(numbers)}
+        entry["tolerance"] = tolerance_of_measurement(entry)
+        chapter[cell_key(cell)] = entry
+        declared[cell_key(cell)] = entry["tolerance"]
+    measurements[notebook_path.name] = chapter
+    MEASUREMENTS.write_text(json.dumps(measurements, indent=1, sort_keys=True) + "\n")
+    write_tolerances(notebook_path, declared)
+    for entry in chapter.values():
+        print(f"  {entry['first_line']!r}: {entry['numbers_that_varied']} of {entry['numbers']} numbers varied -> {entry['tolerance']}")
+    return volatile
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.tolerances", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["derive"])
+    parser.add_argument("notebooks", nargs="+", type=Path)
+    parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="perturbed executions per chapter")
+    arguments = parser.parse_args(argv)
+    volatile = []
+    for notebook in arguments.notebooks:
+        volatile += derive(notebook.with_suffix(".ipynb"), arguments.runs)
+    for problem in volatile:
+        print(f"volatile output, no tolerance can cover it: {problem}", file=sys.stderr)
+    return 1 if volatile else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
