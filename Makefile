@@ -45,12 +45,12 @@ test: data  ## Unit and notebook checks, nbval over every chapter once, then bot
 
 test-other-machines: data  ## nbval over every chapter as four other machines would run it (the project's CI runs this after make test)
 	@command -v taskset >/dev/null || { echo "taskset (util-linux) is missing: it simulates the one-CPU machine"; exit 1; }
-	$(ONE_CPU) $(NBVAL) chapters
 	$(AVX2_MACHINE) $(NBVAL) chapters
+	$(ONE_CPU) $(NBVAL) chapters
 	$(OLDER_MACHINE) $(NBVAL) chapters
 	$(FOUR_THREADS) $(NBVAL) chapters
 
-tolerances: data  ## Re-derive the chapters' nbval tolerances from perturbed runs (CHAPTERS=... for some; slow: each chapter runs 4 more times)
+tolerances: data  ## Re-derive the chapters' nbval tolerances from perturbed runs (CHAPTERS=... for some; slow: each chapter runs TOLERANCE_RUNS more times)
 	$(BIN)/python -m tools.tolerances derive --runs $(TOLERANCE_RUNS) $(or $(CHAPTERS),$(CHAPTER_SOURCES))
 	$(BIN)/python -m tools.translation sync  # the Korean notebooks take the new metadata
 

@@ -127,3 +127,4 @@ def test_only_what_nbval_compares_is_read_and_a_problem_names_its_mime_and_line(
     problems, record = [], []
     _aligned_outputs(new, stored, (0.01, 0.0), record, problems)
     assert problems == ["stdout (output 2), line 2: 0.47 where 0.40 was stored: a difference of 0.07, beyond the 0.01 allowed"]
+    assert compare_numbers("loss 0.5\nepoch b 0.3", "loss 0.5\nepoch a 0.3", (0.01, 0.0))[1].startswith("line 2: ")

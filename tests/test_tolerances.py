@@ -51,6 +51,7 @@ def test_changed_words_or_a_changed_count_of_outputs_are_volatile_not_tolerated(
     problem = spreads([stored, [("stdout", "most often confused: dog and truck (190 images)\n")]])[1]
     assert "other words" in problem and "dog and truck" in problem
     assert "other outputs" in spreads([stored, stored * 2])[1]
+    assert "otherwise" in spreads([stored, [("stdout", "most often confused: cat and\ndog (182 images)\n")]])[1]
 
 
 def test_spread_of_each_number_over_the_runs():
@@ -74,6 +75,8 @@ def test_the_perturbation_moves_rounding_operations_only_and_keeps_autograd_inta
         perturbed = x @ x
         created = torch.tensor([2.0, 3.0])
         whole = 3 * created**3  # whole numbers: exact on every machine
+        copied = torch.tensor([0.3, 0.7]).clone() * 1.0  # creating, copying, multiplying: correctly rounded everywhere
+        saturated = torch.sigmoid(torch.tensor([0.5, 20.0]))  # rounds: moved, but not its exact 1.0
         loss = (weight * torch.tensor([0.3, 0.7])).sum()
         loss.backward()
     finally:
@@ -81,6 +84,8 @@ def test_the_perturbation_moves_rounding_operations_only_and_keeps_autograd_inta
     assert not torch.equal(perturbed, exact)
     assert torch.allclose(perturbed, exact, rtol=1e-5)
     assert created.tolist() == [2.0, 3.0] and whole.tolist() == [24.0, 81.0]
+    assert copied.tolist() == torch.tensor([0.3, 0.7]).tolist()
+    assert saturated[1].item() == 1.0
     assert weight.is_leaf and weight.grad is not None and loss.grad_fn.name() == "SumBackward0"
 
 

@@ -30,7 +30,7 @@ compares is read (not images), and a failure names the output, its line and both
 
 Loaded with ``-p tools.nbval_tolerance`` (the Makefile's test targets do). With
 ``--nbval-tolerance-report=FILE`` it also writes, as JSON, the largest difference it
-accepted in every cell: the measurement a tolerance is chosen from.
+accepted in every cell (how close a run came to its tolerances).
 """
 
 from __future__ import annotations
@@ -85,7 +85,8 @@ def compare_numbers(new: str, stored: str, tolerance: tuple[float, float]) -> tu
     offset = 0  # where each stored part starts, for the line a problem is on
     for index, (new_part, stored_part) in enumerate(zip(new_parts, stored_parts)):
         if new_part.split() != stored_part.split() or new_part.count("\n") != stored_part.count("\n"):
-            return [], (f"line {_line_of(stored, offset)}: the text around the numbers differs: "
+            first_word = offset + len(stored_part) - len(stored_part.lstrip())
+            return [], (f"line {_line_of(stored, first_word)}: the text around the numbers differs: "
                         f"{new_part.strip()[:60]!r} where {stored_part.strip()[:60]!r} was stored")
         offset += len(stored_part) + (len(stored_numbers[index]) if index < len(stored_numbers) else 0)
     absolute, relative = tolerance
@@ -119,7 +120,7 @@ def compared_texts(outputs: list, skip_compare=NBVAL_SKIPPED) -> list[tuple[str,
         if output.get("output_type") == "stream":
             texts.append((output["name"], output["text"]))
             continue
-        for mime, value in output.get("data", {}).items():
+        for mime, value in sorted(output.get("data", {}).items()):  # nbval compares by mime, in no order
             if mime not in skip_compare and isinstance(value, str):
                 texts.append((mime, value))
     return texts

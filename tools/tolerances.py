@@ -7,10 +7,13 @@ variation a tolerance must absorb is measured, not guessed from a few machines:
 
 1. **Perturbed runs.** The chapter's stored notebook is executed ``runs`` times more, each
    time with every floating-point result of every PyTorch operation multiplied by
-   ``1 + u * eps`` (``u`` uniform in [-1, 1], a new draw per operation from the run's own
-   generator; ``eps`` the dtype's machine epsilon) in every operation that another machine
-   rounds differently (``ROUNDING_OPERATIONS``): a change of about one rounding, everywhere
-   one can happen, which is what another machine is. Python's ``random`` draws the factors, so
+   ``1 + u * eps`` (``u`` uniform in [-1, 1], drawn from the run's own generator once for
+   each operation, shape and dtype, so that a run is deterministic as a machine is; ``eps``
+   the dtype's machine epsilon) in every operation that another machine
+   rounds differently (``ROUNDING_OPERATIONS``): a change of about one rounding in every
+   such operation, which is what another machine is. Backward passes, which run inside
+   autograd, and additions with a factor (SGD's ``add_(grad, alpha=-lr)``) are not
+   perturbed themselves; the perturbed forward computation reaches them. Python's ``random`` draws the factors, so
    the chapter's own seeded generators are untouched.
 2. **Spread.** For every code cell whose compared output changes in any of those runs,
    every number it prints has a spread: the standard deviation of its values over the
@@ -57,6 +60,7 @@ from tools.notebooks import _merge_streams
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ROOT / "chapters" / "tolerances.json"
+RUNS = ROOT / "_build" / "perturbed-runs"
 MULTIPLE = 6
 DEFAULT_RUNS = 4
 METADATA_KEY = "nbval-tolerance"
@@ -88,14 +92,21 @@ def perturb_every_operation(seed: int):
 
     draw = random.Random(seed).uniform
 
-    def perturb(result):
+    factors = {}
+
+    def perturb(result, name):
         if isinstance(result, (list, tuple)):
             for item in result:
-                perturb(item)
+                perturb(item, name)
         elif isinstance(result, torch.Tensor) and result.is_floating_point() and result.numel() \
                 and result.device.type != "meta" and result._base is None:
             values = result.data
-            change = values * (draw(-1, 1) * torch.finfo(values.dtype).eps)
+            # One factor per operation, shape and dtype: like a real machine, the run is deterministic,
+            # so that the same computation done twice gives the same result twice.
+            key = (name, tuple(values.shape), values.dtype)
+            if key not in factors:
+                factors[key] = draw(-1, 1) * torch.finfo(values.dtype).eps
+            change = values * factors[key]
             change.masked_fill_(values == values.round(), 0)  # whole numbers (0, 1, a count) are exact everywhere
             values.add_(change)
 
@@ -108,7 +119,7 @@ def perturb_every_operation(seed: int):
             if name not in rounds:
                 rounds[name] = not name.startswith("__") and bool(ROUNDING_OPERATIONS.search(name))
             if rounds[name]:
-                perturb(result)
+                perturb(result, name)
             return result
 
     mode = RoundingPerturbation()
@@ -171,7 +182,7 @@ def is_fraction(token: str, value: float) -> bool:
 
 def spreads(runs_texts: list[list[tuple[str, str]]]) -> tuple[list[dict], str | None]:
     """Every number's values over the runs (the first is the stored one), or what makes the output volatile."""
-    from tools.nbval_tolerance import NUMBER, number_value
+    from tools.nbval_tolerance import NUMBER, compare_numbers, number_value
 
     stored = runs_texts[0]
     numbers = []
@@ -179,6 +190,9 @@ def spreads(runs_texts: list[list[tuple[str, str]]]) -> tuple[list[dict], str | 
         if [key for key, _ in texts] != [key for key, _ in stored]:
             return [], f"run {r} has other outputs: {[k for k, _ in texts]} where {[k for k, _ in stored]} were stored"
         for (key, text), (_, stored_text) in zip(texts, stored):
+            structure = compare_numbers(text, stored_text, (math.inf, math.inf))[1]  # what the plugin rejects at any tolerance
+            if structure is not None and NUMBER.sub("#", text).split() == NUMBER.sub("#", stored_text).split():
+                return [], f"run {r} printed {key} otherwise: {structure}"
             if NUMBER.sub("#", text).split() != NUMBER.sub("#", stored_text).split():
                 changed = next((new, old) for new, old in zip(NUMBER.sub("#", text).splitlines(),
                                                               NUMBER.sub("#", stored_text).splitlines()) if new.split() != old.split()) \
@@ -198,8 +212,9 @@ def significant(value: float, digits: int = 2) -> float:
     """``value`` rounded *up* to ``digits`` significant digits, as the declared tolerance is written."""
     if value <= 0:
         return 0.0
-    scale = 10 ** (math.floor(math.log10(value)) - digits + 1)
-    return round(math.ceil(value / scale - 1e-6) * scale, 12)
+    exponent = math.floor(math.log10(value)) - digits + 1
+    mantissa = math.ceil(value / 10.0**exponent - 1e-6)
+    return float(f"{mantissa}e{exponent}")
 
 
 def tolerance_from(numbers: list[dict], multiple: float = MULTIPLE) -> dict:
@@ -273,6 +288,8 @@ def derive(notebook_path: Path, runs: int) -> list[str]:
     for seed in range(1, runs + 1):
         start = time.perf_counter()
         executed.append(perturbed_run(notebook_path, seed))
+        RUNS.mkdir(parents=True, exist_ok=True)  # kept, to read again without re-running
+        nbformat.write(executed[-1], RUNS / f"{notebook_path.stem}-perturbed-{seed}.ipynb")
         print(f"{notebook_path.name}: perturbed run {seed} of {runs} took {time.perf_counter() - start:.0f} s", flush=True)
     measurements = load_measurements()
     chapter = {}
@@ -306,6 +323,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="perturbed executions per chapter")
     arguments = parser.parse_args(argv)
+    if arguments.runs < 2:
+        parser.error("--runs must be at least 2: a spread needs perturbed runs to compare")
     volatile = []
     for notebook in arguments.notebooks:
         volatile += derive(notebook.with_suffix(".ipynb"), arguments.runs)
