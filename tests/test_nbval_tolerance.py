@@ -24,6 +24,11 @@ def test_a_number_beyond_its_tolerance_does_not_match_and_says_by_how_much():
     assert compare_numbers("accuracy 83.0%", "accuracy 82.2%", TOLERANCE)[1] is not None  # 0.8 points > 0.5
 
 
+def test_a_difference_of_exactly_the_tolerance_passes_despite_binary_rounding():
+    assert compare_numbers("86.5%", "86.9%", (0.004, 0.0))[1] is None  # "at most", though 0.869 - 0.865 > 0.004 in floats
+    assert compare_numbers("86.4%", "86.9%", (0.004, 0.0))[1] is not None
+
+
 def test_words_and_the_count_of_numbers_must_match_exactly():
     assert compare_numbers("momentum only 80.6%", "plain SGD 80.6%", TOLERANCE)[1] is not None
     assert compare_numbers("loss 0.42 0.43", "loss 0.42", TOLERANCE)[1] is not None

@@ -101,7 +101,7 @@ def compare_numbers(new: str, stored: str, tolerance: tuple[float, float]) -> tu
         stored_value = number_value(stored_token)
         difference = abs(number_value(new_token) - stored_value)
         allowed = absolute + relative * abs(stored_value)
-        if difference > allowed:
+        if difference > allowed * (1 + 1e-9) + 1e-12:  # 0.869 - 0.865 is 0.0040000000000000036 in binary
             return differences, (f"line {line}: {new_token} where {stored_token} was stored: "
                                  f"a difference of {difference:.6g}, beyond the {allowed:.6g} allowed")
         differences.append((stored_value, difference))
