@@ -6,6 +6,7 @@ import contextlib
 import functools
 import http.server
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -14,10 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tools import translation
 from torchbook.data import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 REPOSITORY = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]  # url and branch, named once
+HANGUL = re.compile(r"[\uac00-\ud7a3]")  # a Korean syllable
 
 
 @functools.lru_cache(maxsize=1)
@@ -48,13 +51,7 @@ def run_nbval(notebook: Path, env: dict | None = None, timeout: int = 600, plugi
 
 def toc_files() -> list[str]:
     """Every document of _toc.yml, root first, without file extension."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for entry in toc.get("chapters", []):
-        files.append(entry["file"])
-    for part in toc.get("parts", []):
-        files.extend(entry["file"] for entry in part.get("chapters", []))
-    return files
+    return translation.pages(ROOT / "_toc.yml")
 
 
 def chapter_sources() -> list[Path]:

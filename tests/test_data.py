@@ -306,6 +306,43 @@ def test_credits_list_every_dataset_with_its_upstream_and_licence():
     assert "- files: 2 in `raw/dir with space/`" in toy
 
 
+def test_credits_are_written_in_the_pages_language(monkeypatch):
+    """The Korean edition's data-sources page runs the English code cell: the build's language picks the labels."""
+    registry = book_registry()
+    monkeypatch.delenv(data.LANGUAGE_ENV, raising=False)
+    english = data.credits_markdown(registry)
+    assert english == data.credits_markdown(registry, language="en")
+    korean = data.credits_markdown(registry, language="ko")
+    for name, info in registry.datasets.items():
+        assert f"**{info['title']}** (`{name}`)" in korean
+        assert f"- 라이선스: {info['licence']}" in korean and f"- 출처: {info['credit']}" in korean
+        assert f"- 원본 위치: [{info['upstream']}]({registry.upstreams[info['upstream']]['base_url']})" in korean
+    assert "- 파일: `CIFAR-10-images/`(`train/`, `test/`)에 60,000개" in korean
+    assert "- files: 60,000 in `CIFAR-10-images/` (`train/`, `test/`)" in english
+    assert not re.search(r"^- (files|upstream|credit|licence):", korean, re.MULTILINE)
+    assert "- 파일: `raw/dir with space/`에 2개" in data.credits_markdown(tiny_registry("https://example.org/"), language="ko")
+    for language, expected in (("ko", korean), ("ko_KR.UTF-8", korean), ("en", english), ("", english), ("fr", english)):
+        monkeypatch.setenv(data.LANGUAGE_ENV, language)
+        assert data.credits_markdown(registry) == expected, language
+    with pytest.raises(ValueError, match="no labels for language 'fr'"):
+        data.credits_markdown(registry, language="fr")
+
+
+def test_each_edition_build_tells_the_kernels_its_language(monkeypatch):
+    """_ext/language_switch.py puts Sphinx's ``language`` in BOOK_LANGUAGE, which the pages' kernels inherit."""
+    import importlib.util
+    from types import SimpleNamespace
+
+    spec = importlib.util.spec_from_file_location("language_switch", ROOT / "_ext" / "language_switch.py")
+    extension = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(extension)
+    monkeypatch.setenv(data.LANGUAGE_ENV, "before")  # restored after the test
+    for language, expected in (("ko", "ko"), ("en", "en"), (None, "en")):
+        extension._export_language(None, SimpleNamespace(language=language))
+        assert os.environ[data.LANGUAGE_ENV] == expected
+        assert data.book_language() == expected
+
+
 # --- folders: many files verified as one tree, fetched as one archive --------------------------
 
 TREE = {"train/cat/0000.jpg": b"cat one", "train/dog/0000.jpg": b"dog one" * 50, "test/cat/0000.jpg": b"cat two"}

@@ -8,10 +8,12 @@ import pytest
 from tools.tolerances import (
     MEASUREMENTS,
     cell_key,
+    chi2_quantile,
     compared_cells,
     last_digit_unit,
     load_measurements,
     significant,
+    spread_bound,
     spreads,
     tolerance_from,
     tolerance_of_measurement,
@@ -24,11 +26,22 @@ def number(token, value, spread, unit, varied=True):
     return {"token": token, "value": value, "spread": spread, "unit": unit, "varied": varied}
 
 
-def test_the_rule_is_six_spreads_plus_a_last_digit_as_abs_for_fractions_and_rel_for_the_rest():
+def test_the_rule_is_six_bounded_spreads_plus_a_last_digit_as_abs_for_fractions_and_rel_for_the_rest():
     numbers = [number("82.2%", 0.822, 0.004, 0.001), number("80.0%", 0.8, 0.001, 0.001),
                number("1,197", 1197, 20.0, 1), number("10,000", 10000, 0.0, 1, varied=False)]
-    assert tolerance_from(numbers) == {"abs": 0.025, "rel": 0.11}  # 6 * 0.004 + 0.001; (6 * 20 + 1) / 1197 = 0.101, rounded up
-    assert tolerance_from([number("0.5", 0.5, 0.0, 0.1, varied=False)]) == {}  # nothing varied: exact
+    # From five runs the spread's upper 95% bound is 2.372 times its estimate:
+    # 6 * 2.372 * 0.004 + 0.001 = 0.0579; (6 * 2.372 * 20 + 1) / 1197 = 0.2387, both rounded up.
+    assert tolerance_from(numbers, runs=5) == {"abs": 0.058, "rel": 0.24}
+    assert tolerance_from([number("0.5", 0.5, 0.0, 0.1, varied=False)], runs=5) == {}  # nothing varied: exact
+
+
+def test_fewer_runs_give_wider_tolerances_by_the_chi_square_bound():
+    assert chi2_quantile(0.05, 3) == pytest.approx(0.3518, abs=1e-4)  # tables: 0.352
+    assert chi2_quantile(0.95, 10) == pytest.approx(18.307, abs=1e-3)
+    assert spread_bound(4) == pytest.approx(2.920, abs=1e-3)
+    assert spread_bound(2) > spread_bound(4) > spread_bound(10) > 1
+    one = [number("86.9%", 0.869, 0.0005, 0.001)]
+    assert tolerance_from(one, runs=4)["abs"] > tolerance_from(one, runs=10)["abs"]
 
 
 def test_tolerances_are_rounded_up_never_down():
@@ -49,7 +62,7 @@ def test_changed_words_or_a_changed_count_of_outputs_are_volatile_not_tolerated(
     stored = [("stdout", "most often confused: cat and dog (182 images)\n")]
     assert spreads([stored, [("stdout", "most often confused: cat and dog (190 images)\n")]])[1] is None
     problem = spreads([stored, [("stdout", "most often confused: dog and truck (190 images)\n")]])[1]
-    assert "other words" in problem and "dog and truck" in problem
+    assert "otherwise" in problem and "dog and truck" in problem
     assert "other outputs" in spreads([stored, stored * 2])[1]
     assert "otherwise" in spreads([stored, [("stdout", "most often confused: cat and\ndog (182 images)\n")]])[1]
 

@@ -23,10 +23,11 @@ the cell with nbval's usual diff of the real output.
 
 No tolerance is set by hand. Each is derived by one rule, from how much the cell's numbers
 vary when every rounding is perturbed: six times the largest spread of its numbers over
-the stored run and four perturbed runs, plus one unit of the last printed digit, as
-``abs`` for fractions and ``rel`` for the rest (``tools/tolerances.py``, ``make
-tolerances``; the measurements are kept in ``chapters/tolerances.json``). Only what nbval
-compares is read (not images), and a failure names the output, its line and both values.
+the stored run and the perturbed ones, taken at its upper 95% confidence bound for that
+many runs, plus one unit of the last printed digit, as ``abs`` for fractions and ``rel``
+for the rest (``tools/tolerances.py``, ``make tolerances``; the measurements are kept in
+``chapters/tolerances.json``). Only what nbval compares is read (not images), and a
+failure names the output, its line and both values.
 
 Loaded with ``-p tools.nbval_tolerance`` (the Makefile's test targets do). With
 ``--nbval-tolerance-report=FILE`` it also writes, as JSON, the largest difference it

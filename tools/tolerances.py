@@ -19,22 +19,27 @@ variation a tolerance must absorb is measured, not guessed from a few machines:
    every number it prints has a spread: the standard deviation of its values over the
    stored run and the perturbed ones.
 3. **Rule.** The cell's declared tolerance is ``MULTIPLE`` (6) times the largest spread,
-   plus one unit of the last printed digit (a value near a rounding boundary flips it):
+   taken at its upper ``CONFIDENCE`` (95%) bound given how many runs measured it, plus
+   one unit of the last printed digit (a value near a rounding boundary flips it):
    ``abs`` from the numbers that are fractions (a percentage, or at most 1 in size),
    ``rel`` from the others (counts, losses, epochs), relative to their stored value. A cell
    whose output no perturbed run changes stays exact.
 
-Six times the spread: a new machine's value and the stored one differ by about
-``sqrt(2)`` spreads, and a spread estimated from five runs can be low by a half; six
-leaves room for both. A cell whose *words* change between runs (a label hanging on a near
-tie, a count that changes how many numbers are printed) cannot be given a tolerance: the
-derivation reports it, and the chapter should print something stable instead.
+Why these: a new machine's value and the stored one are two draws, so they differ by
+about ``sqrt(2)`` spreads, and six spreads are 4.2 of those (a false alarm about once in
+40,000 numbers). A spread estimated from ``n`` runs can be far too low (from four runs, a
+twentieth of the time by more than a factor of 2.9), so the rule uses the chi-square upper
+bound ``s * sqrt((n - 1) / chi2_{0.05, n-1})``: more runs give tighter tolerances. A cell
+whose *words* change between runs (a label hanging on a near tie, a count that changes
+how many numbers are printed) cannot be given a tolerance: the derivation reports it, and
+the chapter should print something stable instead.
 
 Every measurement is kept in ``chapters/tolerances.json``, keyed by notebook and by a hash
-of the cell's source (so an edited cell asks for a new derivation), and the declared
+of the cell's code without its comments (so a cell whose code changed asks for a new derivation), and the declared
 tolerances are written into each cell's metadata, in the ``.md`` and the ``.ipynb``:
 
     python -m tools.tolerances derive chapters/05-nn-module.ipynb [--runs 4]   # make tolerances
+    python -m tools.tolerances declare chapters/05-nn-module.ipynb   # the rule again, on the kept measurements
 
 ``tests/test_tolerances.py`` checks that every declared tolerance is the one the rule gives
 from the kept measurement, and that every measured cell declares it.
@@ -56,12 +61,14 @@ from pathlib import Path
 
 import nbformat
 
+from tools.nbval_tolerance import NUMBER, compare_numbers, compared_texts, number_value
 from tools.notebooks import _merge_streams
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ROOT / "chapters" / "tolerances.json"
 RUNS = ROOT / "_build" / "perturbed-runs"
 MULTIPLE = 6
+CONFIDENCE = 0.95  # the spread is taken at its upper bound at this confidence
 DEFAULT_RUNS = 4
 METADATA_KEY = "nbval-tolerance"
 
@@ -135,7 +142,6 @@ def perturbed_run(notebook_path: Path, seed: int, timeout: int = 1200) -> nbform
     setup = nbformat.v4.new_code_cell(f"from tools.tolerances import perturb_every_operation\n"
                                       f"_perturbation = perturb_every_operation(seed={seed})")
     notebook.cells.insert(0, setup)
-    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=False,
                    resources={"metadata": {"path": str(notebook_path.parent)}}).execute()
     notebook.cells.pop(0)
@@ -148,8 +154,11 @@ def perturbed_run(notebook_path: Path, seed: int, timeout: int = 1200) -> nbform
 # --- 2. What nbval compares, and its numbers ---------------------------------------------------
 
 def cell_key(cell) -> str:
-    """A cell's key in the measurements: a hash of its source, so that an edited cell needs a new derivation."""
-    return hashlib.sha1(cell.source.strip().encode()).hexdigest()[:12]
+    """A cell's key in the measurements: a hash of its code without comments, so that a cell whose
+    code changed needs a new derivation, and one whose comments changed does not."""
+    from tools.translation import code_tokens
+
+    return hashlib.sha1(repr(code_tokens(cell.source)).encode()).hexdigest()[:12]
 
 
 def compared_cells(notebook) -> list:
@@ -160,8 +169,6 @@ def compared_cells(notebook) -> list:
 
 
 def cell_texts(cell) -> list[tuple[str, str]]:
-    from tools.nbval_tolerance import compared_texts
-
     return compared_texts(cell.get("outputs", []))
 
 
@@ -182,30 +189,48 @@ def is_fraction(token: str, value: float) -> bool:
 
 def spreads(runs_texts: list[list[tuple[str, str]]]) -> tuple[list[dict], str | None]:
     """Every number's values over the runs (the first is the stored one), or what makes the output volatile."""
-    from tools.nbval_tolerance import NUMBER, compare_numbers, number_value
-
     stored = runs_texts[0]
-    numbers = []
     for r, texts in enumerate(runs_texts[1:], start=1):
         if [key for key, _ in texts] != [key for key, _ in stored]:
             return [], f"run {r} has other outputs: {[k for k, _ in texts]} where {[k for k, _ in stored]} were stored"
         for (key, text), (_, stored_text) in zip(texts, stored):
-            structure = compare_numbers(text, stored_text, (math.inf, math.inf))[1]  # what the plugin rejects at any tolerance
-            if structure is not None and NUMBER.sub("#", text).split() == NUMBER.sub("#", stored_text).split():
-                return [], f"run {r} printed {key} otherwise: {structure}"
-            if NUMBER.sub("#", text).split() != NUMBER.sub("#", stored_text).split():
-                changed = next((new, old) for new, old in zip(NUMBER.sub("#", text).splitlines(),
-                                                              NUMBER.sub("#", stored_text).splitlines()) if new.split() != old.split()) \
-                    if text.count("\n") == stored_text.count("\n") else ("(other lines)", "")
-                return [], f"run {r} printed other words in {key}: {changed[0].strip()!r} where {changed[1].strip()!r} was stored"
+            problem = compare_numbers(text, stored_text, (math.inf, math.inf))[1]  # what no tolerance accepts
+            if problem is not None:
+                return [], f"run {r} printed {key} otherwise: {problem}"
+    numbers = []
     for index, (key, stored_text) in enumerate(stored):
         for position, token in enumerate(NUMBER.findall(stored_text)):
-            values = [number_value(NUMBER.findall(texts[index][1])[position]) for texts in runs_texts]
             tokens = [NUMBER.findall(texts[index][1])[position] for texts in runs_texts]
+            values = [number_value(t) for t in tokens]
             numbers.append({"where": key, "token": token, "value": values[0],
                             "spread": statistics.stdev(values) if len(values) > 1 else 0.0,
                             "unit": max(last_digit_unit(t) for t in tokens), "varied": len(set(tokens)) > 1})
     return numbers, None
+
+
+def chi2_quantile(probability: float, df: int) -> float:
+    """The chi-square distribution's ``probability`` quantile with ``df`` degrees of freedom (by bisection)."""
+    def cdf(x: float) -> float:  # the regularized lower incomplete gamma P(df/2, x/2), by its series
+        a, half = df / 2, x / 2
+        term = total = 1 / a
+        n = 0
+        while term > total * 1e-15:
+            n += 1
+            term *= half / (a + n)
+            total += term
+        return total * math.exp(a * math.log(half) - half - math.lgamma(a)) if half > 0 else 0.0
+
+    low, high = 0.0, df + 20 * math.sqrt(2 * df) + 20
+    for _ in range(200):
+        middle = (low + high) / 2
+        low, high = (middle, high) if cdf(middle) < probability else (low, middle)
+    return (low + high) / 2
+
+
+def spread_bound(runs: int, confidence: float = CONFIDENCE) -> float:
+    """How many times its estimate the spread can be, at ``confidence``, when ``runs`` values measured it."""
+    df = runs - 1
+    return math.sqrt(df / chi2_quantile(1 - confidence, df))
 
 
 def significant(value: float, digits: int = 2) -> float:
@@ -217,43 +242,43 @@ def significant(value: float, digits: int = 2) -> float:
     return float(f"{mantissa}e{exponent}")
 
 
-def tolerance_from(numbers: list[dict], multiple: float = MULTIPLE) -> dict:
-    """The rule: ``multiple`` times the largest spread plus one last-digit unit, as abs (fractions) and rel (the rest)."""
+def split_fractions(numbers: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The numbers that varied, as (fractions, the rest): the first get an abs tolerance, the others a rel one."""
     varied = [n for n in numbers if n["varied"]]
     fractions = [n for n in varied if is_fraction(n["token"], n["value"])]
-    others = [n for n in varied if not is_fraction(n["token"], n["value"])]
+    return fractions, [n for n in varied if n not in fractions]
+
+
+def tolerance_from(numbers: list[dict], runs: int, multiple: float = MULTIPLE) -> dict:
+    """The rule: ``multiple`` times the largest spread at its upper bound from ``runs`` runs, plus one
+    last-digit unit, as abs (fractions) and rel (the rest)."""
+    fractions, others = split_fractions(numbers)
+    bound = multiple * spread_bound(runs)
     tolerance = {}
     if fractions:
-        tolerance["abs"] = significant(max(multiple * n["spread"] + n["unit"] for n in fractions))
+        tolerance["abs"] = significant(max(bound * n["spread"] + n["unit"] for n in fractions))
     if others:
-        tolerance["rel"] = significant(max((multiple * n["spread"] + n["unit"]) / abs(n["value"]) for n in others))
+        tolerance["rel"] = significant(max((bound * n["spread"] + n["unit"]) / abs(n["value"]) for n in others))
     return tolerance
 
 
 def summary(numbers: list[dict]) -> dict:
     """What the measurement file keeps of a cell's numbers: enough to re-derive and to read."""
-    varied = [n for n in numbers if n["varied"]]
+    fractions, others = split_fractions(numbers)
     return {
         "numbers": len(numbers),
-        "numbers_that_varied": len(varied),
-        "largest_spread_of_a_fraction": max((n["spread"] for n in varied if is_fraction(n["token"], n["value"])), default=0.0),
-        "largest_relative_spread_of_the_rest": max((n["spread"] / abs(n["value"]) for n in varied
-                                                    if not is_fraction(n["token"], n["value"])), default=0.0),
-        "varied": [{key: n[key] for key in ("where", "token", "spread", "unit")} for n in varied],
+        "numbers_that_varied": len(fractions) + len(others),
+        "largest_spread_of_a_fraction": max((n["spread"] for n in fractions), default=0.0),
+        "largest_relative_spread_of_the_rest": max((n["spread"] / abs(n["value"]) for n in others), default=0.0),
+        "varied": [{key: n[key] for key in ("where", "token", "spread", "unit")} for n in fractions + others],
     }
 
 
-def tolerance_of_measurement(entry: dict, multiple: float = MULTIPLE) -> dict:
+def tolerance_of_measurement(entry: dict) -> dict:
     """The rule applied to a kept measurement (what the test recomputes)."""
-    numbers = [{"token": n["token"], "value": _value(n["token"]), "spread": n["spread"], "unit": n["unit"], "varied": True}
+    numbers = [{"token": n["token"], "value": number_value(n["token"]), "spread": n["spread"], "unit": n["unit"], "varied": True}
                for n in entry["varied"]]
-    return tolerance_from(numbers, multiple)
-
-
-def _value(token: str) -> float:
-    from tools.nbval_tolerance import number_value
-
-    return number_value(token)
+    return tolerance_from(numbers, entry["runs"], entry["multiple"])
 
 
 # --- Writing it down ---------------------------------------------------------------------------
@@ -284,6 +309,8 @@ def derive(notebook_path: Path, runs: int) -> list[str]:
     """Run the perturbed executions, keep the measurements, declare the tolerances; returns the volatile cells."""
     notebook_path = Path(notebook_path)
     stored = nbformat.read(notebook_path, as_version=4)
+    if str(ROOT) not in os.environ.get("PYTHONPATH", "").split(os.pathsep):  # the kernels import tools.tolerances
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     executed = []
     for seed in range(1, runs + 1):
         start = time.perf_counter()
@@ -317,14 +344,30 @@ def derive(notebook_path: Path, runs: int) -> list[str]:
     return volatile
 
 
+def declare(notebook_path: Path) -> None:
+    """Apply the rule again to the kept measurements of a chapter (after the rule changed), without running it."""
+    measurements = load_measurements()
+    chapter = measurements.get(notebook_path.name, {})
+    for entry in chapter.values():
+        entry["multiple"] = MULTIPLE
+        entry["tolerance"] = tolerance_of_measurement(entry)
+    MEASUREMENTS.write_text(json.dumps(measurements, indent=1, sort_keys=True) + "\n")
+    write_tolerances(notebook_path, {key: entry["tolerance"] for key, entry in chapter.items()})
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.tolerances", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["derive"])
+    parser.add_argument("command", choices=["derive", "declare"],
+                        help="derive: run and measure, then declare; declare: the rule applied again to the kept measurements")
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--runs", type=int, default=DEFAULT_RUNS, help="perturbed executions per chapter")
     arguments = parser.parse_args(argv)
     if arguments.runs < 2:
         parser.error("--runs must be at least 2: a spread needs perturbed runs to compare")
+    if arguments.command == "declare":
+        for notebook in arguments.notebooks:
+            declare(notebook.with_suffix(".ipynb"))
+        return 0
     volatile = []
     for notebook in arguments.notebooks:
         volatile += derive(notebook.with_suffix(".ipynb"), arguments.runs)

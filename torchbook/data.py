@@ -444,23 +444,58 @@ def torchvision_root(folder: str) -> Path:
     return fetch(folder).parent
 
 
-def credits_markdown(registry: Registry | None = None) -> str:
-    """Markdown that credits every dataset in the registry: its files, upstream, credit and licence."""
+# The words of the credits list (`credits_markdown`) in each edition's language, in one place.
+# "files" is how many files a dataset has in which folder; "kept" names a folder's subfolders.
+CREDITS_LABELS = {
+    "en": {
+        "files": "files", "upstream": "upstream", "credit": "credit", "licence": "licence",
+        "in": "{count} in {where}", "kept": "{where} ({kept})", "separator": "; ",
+    },
+    "ko": {
+        "files": "파일", "upstream": "원본 위치", "credit": "출처", "licence": "라이선스",
+        "in": "{where}에 {count}개", "kept": "{where}({kept})", "separator": ", ",
+    },
+}
+LANGUAGE_ENV = "BOOK_LANGUAGE"  # the language of the page being built; the book's Sphinx extension sets it
+
+
+def book_language() -> str:
+    """The language of the page whose code is running: ``ko`` while the Korean edition is built, else ``en``.
+
+    Both editions run the same code cells (the Korean pages' code is the English code), so a
+    cell cannot name its language; the Korean build says it in ``BOOK_LANGUAGE`` instead
+    (_ext/language_switch.py), which the kernel that runs the page inherits.
+    """
+    language = (os.environ.get(LANGUAGE_ENV) or "en").split("_")[0].split("-")[0].lower()
+    return language if language in CREDITS_LABELS else "en"
+
+
+def credits_markdown(registry: Registry | None = None, language: str | None = None) -> str:
+    """Markdown that credits every dataset in the registry: its files, upstream, credit and licence.
+
+    ``language`` (``"en"`` or ``"ko"``; by default `book_language()`) is the language of its labels;
+    titles, credits and licences are the registry's own text.
+    """
     registry = registry or Registry.from_json(registry_path())
+    language = language or book_language()
+    if language not in CREDITS_LABELS:
+        raise ValueError(f"credits_markdown: no labels for language {language!r} (only {', '.join(CREDITS_LABELS)})")
+    words = CREDITS_LABELS[language]
     entries = []
     for name, info in registry.datasets.items():
         upstream = registry.upstreams[info["upstream"]]
         files = info.get("files", {})
         folders = sorted({path.rsplit("/", 1)[0] + "/" for path in files})
-        where = [f"{len(files)} in {', '.join(f'`{folder}`' for folder in folders)}"] if files else []
+        where = [words["in"].format(count=len(files), where=", ".join(f"`{folder}`" for folder in folders))] if files else []
         for path, folder in info.get("folders", {}).items():
-            where.append(f"{folder['file_count']:,} in `{path}/` ({', '.join(f'`{kept}/`' for kept in folder['keep'])})")
+            kept = words["kept"].format(where=f"`{path}/`", kept=", ".join(f"`{kept}/`" for kept in folder["keep"]))
+            where.append(words["in"].format(count=f"{folder['file_count']:,}", where=kept))
         entries.append(
             f"**{info['title']}** (`{name}`)\n\n"
-            f"- files: {'; '.join(where)}\n"
-            f"- upstream: [{info['upstream']}]({upstream['base_url']})\n"
-            f"- credit: {info['credit']}\n"
-            f"- licence: {info['licence']}\n"
+            f"- {words['files']}: {words['separator'].join(where)}\n"
+            f"- {words['upstream']}: [{info['upstream']}]({upstream['base_url']})\n"
+            f"- {words['credit']}: {info['credit']}\n"
+            f"- {words['licence']}: {info['licence']}\n"
         )
     return "\n".join(entries)
 
