@@ -493,23 +493,18 @@ def test_markdown_check_catches_planted_leftovers(site, tmp_path):
 KOREAN_PROSE_LATIN_TOKENS = frozenset("""
     PyTorch NumPy Python Jupyter Colab Google Binder torchvision matplotlib imageio pydicom PIL libjpeg
     jupytext nbval pytest Sphinx gettext MyST MyST-NB Markdown Chromium GitHub git GNU Make readme
-    Linux Windows macOS Mac Apple AMD Intel Zen Core x86 x86-64 AVX2 AVX-512 NEON BLAS MPS vCPU CI
+    Linux Windows macOS Mac Apple AMD Intel Zen Core x86 x86-64 AVX2 AVX-512 NEON BLAS MKL oneDNN MPS vCPU VM CI TensorFlow Keras
     CUDA GPU CPU API URL ASCII
     CIFAR-10 MNIST ImageNet Gutenberg DICOM JPEG PNG RGB Cb Cr CT HU SHA-256 pickle
     SGD Adam ReLU LeNet ResNet ResNet-18 autograd Autograd log-sum-exp
     nn.Module nn.Linear nn.Sequential Dataset DataLoader float uint8 assert
-    CHW HWC kH kW mm MB MiB D.C
+    CHW HWC kH kW mm MB MiB D.C csv
 """.split())  # projects, tools, machines; datasets, formats; methods; API names; layouts, units, places
 # Names of works and people cited in a sentence, as whole phrases.
 KOREAN_PROSE_LATIN_PHRASES = (
     "Deep Learning with PyTorch", "Learning Multiple Layers of Features from Tiny Images",
     "A. Krizhevsky", "Eli Stevens", "Luca Antiga", "Thomas Viehmann", "Manning", "Project Gutenberg",
 )
-# English words that glued values put into Korean sentences today (MyST-NB {glue:md} labels
-# computed by the English code): page -> the glued text. The chapter's owner is giving these
-# values Korean labels; each entry is an expected failure (strict: it fails once the label is
-# Korean, until its entry is removed). Empty this list, do not add to it.
-KNOWN_ENGLISH_GLUED_LABELS: dict[str, tuple[str, ...]] = {}
 KOREAN_PAGES = [KOREAN + page for page in PAGES]
 
 _LATIN_WORD = re.compile(r"(?<![A-Za-z0-9])[A-Za-z][A-Za-z0-9]*(?:[-.'’][A-Za-z0-9]+)*")  # not 3D, 1e-04
@@ -525,26 +520,25 @@ def _without_glosses(text: str) -> str:
     return _QUOTED.sub(lambda m: m.group(0) if HANGUL.search(m.group(0)) else "“”", text)
 
 
-def korean_prose(html: str, excused: tuple[str, ...] = ()) -> list[str]:
+def korean_prose(html: str) -> list[str]:
     """A Korean page's prose blocks with what may stay in Latin letters taken out, but single letters.
 
     Cell outputs are not read here: the Korean edition shows the English code's outputs.
-    ``excused``: phrases taken out too (the known English glued labels of this page).
     """
     texts = []
     for block in prose_blocks(html, NOT_PROSE + (".cell_output", ".references")):  # citations keep their titles
         text = _without_glosses(block)
-        for phrase in KOREAN_PROSE_LATIN_PHRASES + tuple(excused):
+        for phrase in KOREAN_PROSE_LATIN_PHRASES:
             text = re.sub(rf"(?<![A-Za-z]){re.escape(phrase)}(?![A-Za-z])", NOT_PROSE_MARK, text)
         texts.append(text)
     return texts
 
 
-def latin_words(html: str, excused: tuple[str, ...] = ()) -> list[str]:
+def latin_words(html: str) -> list[str]:
     """Each Latin-letter word of a Korean page's prose that is not allowed above, with its context."""
     return [
         f"{m.group(0)}: {_snippet(text, m.start(), m.end(), 30)}"
-        for text in korean_prose(html, excused)
+        for text in korean_prose(html)
         for m in _LATIN_WORD.finditer(text)
         if len(m.group(0)) > 1 and m.group(0) not in KOREAN_PROSE_LATIN_TOKENS
     ]
@@ -552,27 +546,11 @@ def latin_words(html: str, excused: tuple[str, ...] = ()) -> list[str]:
 
 @pytest.mark.parametrize("page_name", KOREAN_PAGES)
 def test_korean_prose_has_no_latin_words(site, page_name):
-    excused = KNOWN_ENGLISH_GLUED_LABELS.get(page_name, ())
-    found = latin_words((site / f"{page_name}.html").read_text(encoding="utf-8"), excused)
+    found = latin_words((site / f"{page_name}.html").read_text(encoding="utf-8"))
     assert found == [], (
         f"{page_name}.html: Latin-letter words in Korean prose (translate them, or add a name to "
         "KOREAN_PROSE_LATIN_TOKENS in tests/test_site.py):\n" + "\n".join(found)
     )
-
-
-@pytest.mark.parametrize(
-    ("page_name", "label"),
-    [
-        pytest.param(page, label, marks=pytest.mark.xfail(strict=True, reason="an English glued label: the chapter gives it a Korean one"))
-        for page, labels in KNOWN_ENGLISH_GLUED_LABELS.items()
-        for label in labels
-    ],
-)
-def test_known_english_glued_labels_are_translated(site, page_name, label):
-    """Fails while this English glued value still shows on the Korean page: then remove its entry."""
-    pattern = re.compile(rf"(?<![A-Za-z]){re.escape(label)}(?![A-Za-z])")
-    found = [text for text in korean_prose((site / f"{page_name}.html").read_text(encoding="utf-8")) if pattern.search(text)]
-    assert found == [], f"{page_name}.html still shows the English glued label {label!r}:\n" + "\n".join(found)
 
 
 def test_latin_word_check_catches_a_planted_english_glued_label(site, tmp_path):
