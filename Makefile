@@ -10,7 +10,7 @@ NBVAL := $(BIN)/pytest -p tools.nbval_tolerance --nbval --nbval-current-env
 # Two other machines, simulated on this one, each differing from ours in two ways (see running.md,
 # "On other machines"): a laptop, with AVX2 and no AVX-512 (PyTorch, oneDNN and MKL all at AVX2;
 # ours run AVX-512) and four threads; and a one-CPU container on an older CPU without AVX2.
-# PyTorch caps OMP_NUM_THREADS at the cores it may use: the laptop's kernels start with
+# OMP_NUM_THREADS=4 alone still gives two threads here (PyTorch 2.14.1): the laptop's kernels start with
 # tools/simulated_machines/four_threads.py, which asks for four (OMP_WAIT_POLICY only saves time).
 LAPTOP_IPYTHON := $(abspath _build/simulated-laptop-ipython)
 LAPTOP := ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_WAIT_POLICY=PASSIVE IPYTHONDIR=$(LAPTOP_IPYTHON)

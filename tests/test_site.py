@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 import pytest
+import yaml
 
 from .conftest import HANGUL, REPOSITORY, ROOT, serving, toc_files
 
@@ -38,8 +39,9 @@ CHAPTERS = [page for page in PAGES if page.startswith("chapters/")]
 KOREAN = "ko/"  # the Korean edition's pages, under _build/html/ko/ (see running.md, "The Korean edition")
 # Every page of both editions, as its path in the site without ".html": "chapters/01-tensors", "ko/chapters/01-tensors".
 SITE_PAGES = PAGES + [KOREAN + page for page in PAGES]
-# Pages of the Korean edition only (ko/edition.yml, only_here): the glossary, generated from ko/glossary.csv.
-KOREAN_ONLY_PAGES = [KOREAN + "glossary"]
+# Pages of the Korean edition only (the glossary, generated from ko/glossary.csv), as ko/edition.yml lists them.
+KOREAN_ONLY_PAGES = [KOREAN + page for page in
+                     yaml.safe_load((ROOT / "ko" / "edition.yml").read_text(encoding="utf-8"))["sphinx"]["config"]["other_edition"]["only_here"]]
 
 
 @pytest.fixture(scope="module")

@@ -110,7 +110,7 @@ def chapter_notebooks():
 def test_every_declared_tolerance_is_the_one_the_rule_gives_from_its_measurement(notebook_path):
     """No tolerance set by hand: each comes from chapters/tolerances.json, and each measured cell declares it.
 
-    A cell edited since its derivation has another source hash, and asks for `make tolerances`.
+    A cell whose code changed since its derivation has another key (a hash of its code), and asks for `make tolerances`.
     """
     measured = load_measurements().get(notebook_path.name, {})
     notebook = nbformat.read(notebook_path, as_version=4)
@@ -137,3 +137,17 @@ def test_a_hand_set_tolerance_is_caught(tmp_path, monkeypatch):
     nbformat.write(notebook, path)
     with pytest.raises(AssertionError, match="no measurement"):
         test_every_declared_tolerance_is_the_one_the_rule_gives_from_its_measurement(path)
+
+
+def test_declaring_from_missing_or_stale_measurements_fails(tmp_path, monkeypatch):
+    """`declare` refuses a chapter without kept measurements, or whose measured cells changed, instead of removing its tolerances."""
+    import tools.tolerances as tolerances
+
+    path = tmp_path / "99-planted.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(0.5)")]), path)
+    monkeypatch.setattr(tolerances, "MEASUREMENTS", tmp_path / "tolerances.json")
+    with pytest.raises(SystemExit, match="no measurements"):
+        tolerances.declare(path)
+    (tmp_path / "tolerances.json").write_text('{"99-planted.ipynb": {"000000000000": {}}}')
+    with pytest.raises(SystemExit, match="no longer in the chapter"):
+        tolerances.declare(path)

@@ -27,9 +27,11 @@ variation a tolerance must absorb is measured, not guessed from a few machines:
 
 Why these: a new machine's value and the stored one are two draws, so they differ by
 about ``sqrt(2)`` spreads, and six spreads are 4.2 of those (a false alarm about once in
-40,000 numbers). A spread estimated from ``n`` runs can be far too low (from four runs, a
-twentieth of the time by more than a factor of 2.9), so the rule uses the chi-square upper
-bound ``s * sqrt((n - 1) / chi2_{0.05, n-1})``: more runs give tighter tolerances. A cell
+40,000 numbers). A spread estimated from ``n`` values can be far too low (from five, the
+stored run and four perturbed ones, a twentieth of the time by more than a factor of 2.4),
+so the rule uses the chi-square upper bound ``s * sqrt((n - 1) / chi2_{0.05, n-1})``: more
+runs give tighter tolerances. (In the measurements, ``runs`` counts the values: the stored
+run and the perturbed ones.) A cell
 whose *words* change between runs (a label hanging on a near tie, a count that changes
 how many numbers are printed) cannot be given a tolerance: the derivation reports it, and
 the chapter should print something stable instead.
@@ -228,7 +230,8 @@ def chi2_quantile(probability: float, df: int) -> float:
 
 
 def spread_bound(runs: int, confidence: float = CONFIDENCE) -> float:
-    """How many times its estimate the spread can be, at ``confidence``, when ``runs`` values measured it."""
+    """How many times its estimate the spread can be, at ``confidence``, when ``runs`` values
+    (the stored run and the perturbed ones) measured it."""
     df = runs - 1
     return math.sqrt(df / chi2_quantile(1 - confidence, df))
 
@@ -347,7 +350,13 @@ def derive(notebook_path: Path, runs: int) -> list[str]:
 def declare(notebook_path: Path) -> None:
     """Apply the rule again to the kept measurements of a chapter (after the rule changed), without running it."""
     measurements = load_measurements()
-    chapter = measurements.get(notebook_path.name, {})
+    chapter = measurements.get(notebook_path.name)
+    if not chapter:
+        raise SystemExit(f"{MEASUREMENTS.name} keeps no measurements of {notebook_path.name}: run `derive` first")
+    cells = {cell_key(cell) for cell in compared_cells(nbformat.read(notebook_path, as_version=4))}
+    if set(chapter) - cells:
+        raise SystemExit(f"{notebook_path.name}: {len(set(chapter) - cells)} measured cells are no longer in the chapter "
+                         f"(their code changed): run `derive` again")
     for entry in chapter.values():
         entry["multiple"] = MULTIPLE
         entry["tolerance"] = tolerance_of_measurement(entry)
