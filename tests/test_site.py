@@ -18,7 +18,8 @@ from pathlib import Path
 from urllib.parse import unquote, urldefrag, urljoin, urlparse
 
 import pytest
-import yaml
+
+from tools import translation
 
 from .conftest import HANGUL, REPOSITORY, ROOT, serving, toc_files
 
@@ -40,8 +41,7 @@ KOREAN = "ko/"  # the Korean edition's pages, under _build/html/ko/ (see running
 # Every page of both editions, as its path in the site without ".html": "chapters/01-tensors", "ko/chapters/01-tensors".
 SITE_PAGES = PAGES + [KOREAN + page for page in PAGES]
 # Pages of the Korean edition only (the glossary, generated from ko/glossary.csv), as ko/edition.yml lists them.
-KOREAN_ONLY_PAGES = [KOREAN + page for page in
-                     yaml.safe_load((ROOT / "ko" / "edition.yml").read_text(encoding="utf-8"))["sphinx"]["config"]["other_edition"]["only_here"]]
+KOREAN_ONLY_PAGES = [KOREAN + page for page in translation.edition_config()["sphinx"]["config"]["other_edition"]["only_here"]]
 
 
 @pytest.fixture(scope="module")
@@ -445,34 +445,30 @@ def test_no_markdown_syntax_shows_in_the_prose(site, page_name):
     assert found == [], f"{page_name}.html shows Markdown as text ({NOT_PROSE_MARK}: code or a formula):\n" + "\n".join(found)
 
 
-def _with_planted(html: str, planted: list[str]) -> str:
-    """A page with each of these HTML fragments added at the end of its first section."""
+def planted_findings(check, planted: list[str]) -> list[str]:
+    """What ``check`` finds in a built Korean chapter with these HTML fragments added to its first
+    section, beyond what it finds there already: the planted faults a check must catch."""
     from bs4 import BeautifulSoup
 
-    soup = BeautifulSoup(html, "html.parser")
+    original = (SITE / f"{KOREAN}{CHAPTERS[0]}.html").read_text(encoding="utf-8")
+    soup = BeautifulSoup(original, "html.parser")
     section = soup.select_one("article.bd-article section")
     for fragment in planted:
         section.append(BeautifulSoup(fragment, "html.parser"))
-    return str(soup)
+    before = check(original)
+    return [found for found in check(str(soup)) if found not in before]
 
 
-def test_markdown_check_catches_planted_leftovers(site, tmp_path):
+def test_markdown_check_catches_planted_leftovers(site):
     """The check above must be able to fail: a copy of a built page with leftovers planted in its prose."""
-    page = tmp_path / "page.html"
-    original = (site / f"{KOREAN}{CHAPTERS[0]}.html").read_text(encoding="utf-8")
-    before = markdown_leftovers(original)
-    page.write_text(
-        _with_planted(original, [
+    planted = planted_findings(markdown_leftovers, [
             "<p>슬라이싱은 원본의 *뷰(view)*를 돌려줍니다.</p>",
             "<p>{glue:md}`best_recipe` 조합이 가장 좋습니다.</p>",
             # the same text where it is no prose: not reported
             "<pre>*뷰(view)*를 {glue:md}`best_recipe`</pre>",
             "<p>코드 <code>a * b</code>, <code>x_*</code>와 곱셈 2 * 3, 변수 requires_grad는 괜찮습니다.</p>",
             '<div class="cell_output"><div class="output stream"><p>$5 *text*</p></div></div>',
-        ]),
-        encoding="utf-8",
-    )
-    planted = [found for found in markdown_leftovers(page.read_text(encoding="utf-8")) if found not in before]
+    ])
     assert planted == [
         "emphasis marker *: …슬라이싱은 원본의 *뷰(view)*를 돌려줍니다.…",
         "emphasis marker *: …슬라이싱은 원본의 *뷰(view)*를 돌려줍니다.…",
@@ -555,25 +551,17 @@ def test_korean_prose_has_no_latin_words(site, page_name):
     )
 
 
-def test_latin_word_check_catches_a_planted_english_glued_label(site, tmp_path):
+def test_latin_word_check_catches_a_planted_english_glued_label(site):
     """The check above must be able to fail: a copy of a Korean page with English glued labels planted."""
-    page = tmp_path / "page.html"
-    original = (site / f"{KOREAN}{CHAPTERS[0]}.html").read_text(encoding="utf-8")
-    before = latin_words(original)
-    page.write_text(
-        _with_planted(original, [
+    planted = planted_findings(latin_words, [
             '<p>가장 좋은 방법은 <span class="pasted-text">momentum only</span> 조합입니다.</p>',  # a {glue:text} value
             "<p>가장 자주 헷갈리는 두 클래스는 bird, frog입니다.</p>",  # {glue:md} values: no mark in the HTML
             # allowed: a glossary parenthesis, a name, a quoted word, a single letter, code, a formula
             "<p>텐서(tensor)는 PyTorch의 배열이고, 이계도함수 행렬(헤세 행렬, Hessian)과 “bennet”, 행 i와 <code>x.view</code>, "
             '<span class="math notranslate nohighlight">\\(\\mathrm{loss}\\)</span>는 괜찮습니다.</p>',
-        ]),
-        encoding="utf-8",
-    )
-    planted = [found for found in latin_words(page.read_text(encoding="utf-8")) if found not in before]
+    ])
     assert [found.split(":")[0] for found in planted] == ["momentum", "only", "bird", "frog"], planted
     assert "bird: …가장 자주 헷갈리는 두 클래스는 bird, frog입니다.…" in planted
-
 
 
 @pytest.mark.parametrize("page_name", ["data-sources", f"{KOREAN}data-sources"])
