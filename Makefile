@@ -20,6 +20,9 @@ TOLERANCE_RUNS ?= 4
 # The Korean edition (ko/): built from the stored, nbval-verified outputs, never executed, into _build/html/ko.
 KOREAN_CONFIG := _build/ko-config.yml
 KOREAN_BUILD := BOOK_OUTPUTS=stored $(BIN)/jupyter-book build ko --config $(KOREAN_CONFIG) --path-output _build/ko --all --warningiserror --nitpick --keep-going
+# The PDFs (make pdf): each edition through Jupyter Book's LaTeX route, from the stored outputs.
+PDF_NAME := pytorch-from-raw-data
+PDF_BUILD := BOOK_OUTPUTS=stored $(BIN)/jupyter-book build --builder pdflatex --all --warningiserror --nitpick --keep-going
 # Tests that need neither an executed chapter nor the built site.
 QUICK_TESTS := tests --ignore=tests/test_site.py --ignore=tests/test_alone.py -m "not kernel"
 
@@ -28,21 +31,23 @@ ifneq ($(BOOK_DATA_MIRROR),)
 export BOOK_DATA_MIRROR := $(abspath $(BOOK_DATA_MIRROR))
 endif
 
-.PHONY: book test test-other-machines tolerances check site-from-stored korean-site translations translation-status data execute sync clean setup lock
+.PHONY: book pdf test test-other-machines tolerances check site-from-stored korean-site translations translation-status data execute sync clean setup lock
 
 book: data  ## Execute every chapter from its .md source and build the website in _build/html, the Korean edition in _build/html/ko
 	rm -rf _build/html  # no pages left over from earlier builds
 	$(JUPYTER_BOOK_BUILD)
 	$(MAKE) --no-print-directory korean-site
+	$(MAKE) --no-print-directory pdf
 
 # Each chapter executes once: nbval runs every stored notebook and compares its outputs, and
 # the site is then built from those verified outputs (see running.md, "How the book is tested").
 # On a reader's machine that run is the test on another machine; the project's CI also runs
 # `make test-other-machines`.
-test: data  ## Unit and notebook checks, nbval over every chapter once, then both editions' site and its browser tests
-	$(NBVAL) tests chapters --ignore=tests/test_site.py
+test: data  ## Unit and notebook checks, nbval over every chapter once, then both editions' site and PDF, and their tests
+	$(NBVAL) tests chapters --ignore=tests/test_site.py --ignore=tests/test_pdf.py
 	$(MAKE) --no-print-directory site-from-stored
-	$(BIN)/pytest tests/test_site.py
+	$(MAKE) --no-print-directory pdf
+	$(BIN)/pytest tests/test_site.py tests/test_pdf.py
 
 test-other-machines: data  ## nbval over every chapter as two other machines would run it (the project's CI runs this after make test)
 	@command -v taskset >/dev/null || { echo "taskset (util-linux) is missing: it simulates the one-CPU machine"; exit 1; }
@@ -69,6 +74,21 @@ site-from-stored: data  ## Build both editions of the website from the stored ch
 	wait $$korean || { cat _build/ko-build.log; echo "the Korean edition's build failed (log above)"; exit 1; }; \
 	exit $$english
 	mv _build/ko/_build/html _build/html/ko
+
+# Both editions at once, each mostly one XeLaTeX process on one core (the Korean log is shown if it
+# fails); the PDFs land in _build/pdf and beside each edition's front page, which links them.
+pdf: data  ## Both editions as PDFs, typeset with XeLaTeX from the stored outputs: _build/pdf/$(PDF_NAME).pdf and $(PDF_NAME)-ko.pdf
+	@command -v xelatex >/dev/null && command -v latexmk >/dev/null && kpsewhich kotex.sty >/dev/null \
+	  || { echo "make pdf needs XeLaTeX, latexmk and kotex: see README, 'The PDFs'"; exit 1; }
+	rm -rf _build/latex _build/ko/_build/latex _build/pdf _build/ko-pdf.log
+	$(BIN)/python -m tools.translation config $(KOREAN_CONFIG)
+	$(PDF_BUILD) ko --config $(KOREAN_CONFIG) --path-output _build/ko > _build/ko-pdf.log 2>&1 & korean=$$!; \
+	$(PDF_BUILD) .; english=$$?; \
+	wait $$korean || { cat _build/ko-pdf.log; echo "the Korean PDF's build failed (log above)"; exit 1; }; \
+	exit $$english
+	mkdir -p _build/pdf
+	cp _build/latex/$(PDF_NAME).pdf _build/ko/_build/latex/$(PDF_NAME)-ko.pdf _build/pdf/
+	if [ -d _build/html/ko ]; then cp _build/pdf/$(PDF_NAME).pdf _build/html/ && cp _build/pdf/$(PDF_NAME)-ko.pdf _build/html/ko/; fi
 
 korean-site: setup  ## Build the Korean edition into _build/html/ko from the stored outputs (after the English site)
 	$(BIN)/python -m tools.translation config $(KOREAN_CONFIG)
