@@ -18,12 +18,15 @@ Sphinx has no LaTeX set-up for Korean of its own. sphinx-jupyterbook-latex's pre
 loads ucharclasses, with no font assigned to any class; its character-class transitions
 override kotex's, and a Hangul character after a Latin one then comes out as an empty box
 ("Autograd와"): this extension leaves it out. Sections are numbered to the same depth
-as on the site (chapters and their sections), so that the numbers agree.
+as on the site (chapters and their sections), so that the numbers agree; the pages of the
+book's last part (Reference), which the site leaves unnumbered, are the PDF's appendices
+(A, B, ...), as in a printed book.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from docutils import nodes
@@ -38,20 +41,28 @@ NO_BABEL_FOR_KOREAN = "no Babel option known for language 'ko'"
 HIDDEN_CELL = "tag_hide-cell"
 UCHARCLASSES = "\\usepackage[Latin,Greek]{ucharclasses}"
 
-# The Korean edition's headings, after sphinx-jupyterbook-latex's (which name the contents
-# in English): 차례, 제 1 부, and chapters as Korean books number them, 제 1 장, in the heading
-# and in the running foot (Sphinx's page style writes \@chapapp, the number and \@chappos,
-# as for Japanese). fncychap, whose heading has no place for \@chappos, is not loaded.
-KOREAN_HEADINGS = r"""
-\addto\captionsenglish{\renewcommand{\contentsname}{차례}\renewcommand{\partname}{제}}
+# Chapter headings: "Chapter 1" (or "Appendix A") over the title, between two rules, in the
+# heading font; fncychap, Sphinx's default, spells the number out ("CHAPTER ONE") and has
+# no place for the word Korean puts after it.
+CHAPTER_HEADINGS = r"""
+\makeatletter
+\def\@makechapterhead#1{\vspace*{30\p@}{\parindent\z@\raggedleft\normalfont\sffamily
+  \ifnum\c@secnumdepth>\m@ne\Large\@chapapp\ \thechapter\ifdefined\@chappos\ \@chappos\fi\par\nobreak\vskip 10\p@\fi
+  \interlinepenalty\@M\rule{\textwidth}{1pt}\par\vskip 10\p@\Huge\bfseries #1\par\nobreak
+  \vskip 10\p@\rule{\textwidth}{1pt}\par\nobreak\vskip 30\p@}}
+\makeatother
+"""
+
+# The Korean edition's names, after sphinx-jupyterbook-latex's (which name the contents in
+# English): 차례, 제 1 부, 부록 A, and chapters as Korean books number them, 제 1 장, in the
+# heading and in the running foot (Sphinx's page style adds \@chappos, as for Japanese).
+KOREAN_NAMES = r"""
+\addto\captionsenglish{\renewcommand{\contentsname}{차례}\renewcommand{\partname}{제}%
+  \renewcommand{\chaptername}{제}\renewcommand{\appendixname}{부록}}
 \renewcommand{\thepart}{\arabic{part}부}
 \makeatletter
-\def\@chapapp{제}
 \def\@chappos{장}
-\def\@makechapterhead#1{\vspace*{40\p@}{\parindent\z@\raggedleft\normalfont\sffamily
-  \ifnum\c@secnumdepth>\m@ne\Large\@chapapp\ \thechapter\ \@chappos\par\nobreak\vskip 12\p@\fi
-  \interlinepenalty\@M\rule{\textwidth}{1pt}\par\vskip 12\p@\Huge\bfseries #1\par\nobreak
-  \vskip 12\p@\rule{\textwidth}{1pt}\par\nobreak\vskip 40\p@}}
+\g@addto@macro\appendix{\gdef\@chappos{}}
 \makeatother
 """
 
@@ -66,10 +77,24 @@ PREAMBLE = r"""
 """
 
 
-def _class_without_bbm(app, exception):
+def _finish_latex(app, exception):
     if exception is not None or not isinstance(app.builder, LaTeXBuilder):
         return
-    path = Path(app.outdir, CLASS_FILE)
+    _class_without_bbm(Path(app.outdir, CLASS_FILE))
+    for document in app.config.latex_documents:
+        _last_part_as_appendices(Path(app.outdir, document[1]))
+
+
+def _last_part_as_appendices(path):
+    text = path.read_text(encoding="utf-8")
+    parts = re.findall(r"^\\part\{.*\}$", text, flags=re.MULTILINE)
+    if len(parts) < 2:
+        raise ExtensionError(f"{path}: expected the book's parts as \\part{{...}} lines, found {parts}")
+    last = text.rindex("\n" + parts[-1] + "\n")
+    path.write_text(text[:last] + "\n\\appendix" + text[last:], encoding="utf-8")
+
+
+def _class_without_bbm(path):
     text = path.read_text(encoding="utf-8")
     if BBM not in text:
         raise ExtensionError(f"{path} no longer loads bbm as this extension expects: see _ext/print_edition.py")
@@ -104,12 +129,12 @@ def _preamble(app, config):
     preamble = elements.get("preamble", "")
     if UCHARCLASSES not in preamble:
         raise ExtensionError("sphinx-jupyterbook-latex no longer loads ucharclasses as expected: see _ext/print_edition.py")
-    elements["preamble"] = PREAMBLE + preamble.replace(UCHARCLASSES, "")
+    elements["preamble"] = PREAMBLE + preamble.replace(UCHARCLASSES, "") + CHAPTER_HEADINGS
+    elements["fncychap"] = ""
     if config.language == "ko":
         for source in ("sphinx.sphinx.builders.latex", "sphinx.sphinx.writers.latex"):  # where Sphinx warns of it
             logging.getLogger(source).addFilter(_KoreanNeedsNoBabel())
-        elements["preamble"] += KOREAN_HEADINGS
-        elements["fncychap"] = ""
+        elements["preamble"] += KOREAN_NAMES
     config.latex_elements = elements
 
 
@@ -117,5 +142,5 @@ def setup(app):
     app.add_config_value("print_solution_label", "Solution", "env")
     app.add_post_transform(KeepSolutions)
     app.connect("config-inited", _preamble, priority=900)
-    app.connect("build-finished", _class_without_bbm)
+    app.connect("build-finished", _finish_latex)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -492,7 +492,7 @@ KOREAN_PROSE_LATIN_TOKENS = frozenset("""
     PyTorch NumPy Python Jupyter Colab Google Binder torchvision matplotlib imageio pydicom PIL libjpeg
     jupytext nbval pytest Sphinx gettext MyST MyST-NB Markdown Chromium GitHub git GNU Make readme
     Linux Windows macOS Mac Apple AMD Intel Zen Core x86 x86-64 AVX2 AVX-512 NEON BLAS MKL oneDNN MPS vCPU VM CI TensorFlow Keras
-    CUDA GPU CPU A100 V100 API URL ASCII
+    CUDA GPU CPU A100 V100 API URL ASCII PDF
     CIFAR-10 MNIST ImageNet Gutenberg DICOM JPEG PNG RGB Cb Cr CT HU SHA-256 pickle
     SGD Adam ReLU LeNet ResNet ResNet-18 ResNet-9 airbench L2 autograd Autograd log-sum-exp
     nn.Module nn.Linear nn.Sequential Dataset DataLoader float uint8 assert
