@@ -6,7 +6,7 @@ title and section titles in order with their numbers, every glued value of each 
 that chapter, every figure caption with its number, and, in the Korean PDF, no paragraph of
 English prose; the PDF has as many images as the site's pages (pdfimages), every font
 embedded and a Hangul font in the Korean one (pdffonts); no line of code or output is wider
-than the text (LaTeX's log); and a rendered page is not blank (pdftoppm). Faults planted in
+than the text (LaTeX's log); and two rendered pages are not blank (pdftoppm). Faults planted in
 copies (a glued value taken out of the text, the page of a figure taken out of the PDF) are
 caught.
 """
@@ -27,10 +27,9 @@ import yaml
 from tools import translation
 
 from .conftest import HANGUL, ROOT
-from .test_site import KOREAN, SITE, english_paragraphs, glued_values
+from .test_site import KOREAN, SCREENSHOTS, SITE, english_paragraphs, glued_values
 
 PDF_FOLDER = ROOT / "_build" / "pdf"
-SCREENSHOTS = ROOT / "_build" / "screenshots"
 # A framed code block at the foot of a page can come out a little taller than the space left
 # (framed's split); more than this, a third of a line, would show as a block in the footer.
 LARGEST_PAGE_OVERSHOOT_PT = 4.0
@@ -305,20 +304,26 @@ def test_no_line_of_code_or_output_runs_past_the_text(edition):
           f"pages a framed block made taller than the text: {len(tall)}, by at most {max(tall, default=0.0):.1f} pt")
 
 
-def test_a_rendered_page_is_not_blank(edition):
+def page_of(pages: list[str], pattern: str) -> int:
+    """The number of the first page outside the contents whose squeezed text matches the pattern."""
+    return next(index for index, text in enumerate(pages, start=1)
+                if re.search(pattern, squeezed(text)) and not is_contents_page(text))
+
+
+def test_rendered_pages_are_not_blank(edition):
+    """Two pages of each edition as PNG: Chapter 2's first figure, and Chapter 7's weight decay (code and a formula)."""
     from PIL import Image, ImageStat
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     pages = pdf_pages(edition.pdf)
-    # The page with the first figure of Chapter 2: a figure, code and prose.
-    _, number, _ = next(caption for caption in site_captions(edition) if caption[0] == "chapters/02-learning-mechanics")
-    page = next(index for index, text in enumerate(pages, start=1)
-                if re.search(needle(number) + ":", squeezed(text)) and not is_contents_page(text))
-    prefix = SCREENSHOTS / f"pdf-{edition.name}-page"
-    subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", str(page), "-l", str(page), "-singlefile", str(edition.pdf), str(prefix)], check=True)
-    image = Image.open(f"{prefix}.png").convert("L")
-    assert ImageStat.Stat(image).stddev[0] > 20, f"page {page} of {edition.pdf.name} looks blank"
-    print(f"page {page} of {edition.pdf.name}: {prefix}.png")
+    _, figure, _ = next(caption for caption in site_captions(edition) if caption[0] == "chapters/02-learning-mechanics")
+    _, section, title = next(title for title in site_titles(edition) if title[0] == "chapters/07-better-convnets" and title[1] == "7.4")
+    for name, page in (("figure", page_of(pages, needle(figure) + ":")), ("code-and-formula", page_of(pages, needle(section, title)))):
+        prefix = SCREENSHOTS / f"pdf-{edition.name}-{name}"
+        subprocess.run(["pdftoppm", "-png", "-r", "80", "-f", str(page), "-l", str(page), "-singlefile", str(edition.pdf), str(prefix)], check=True)
+        image = Image.open(f"{prefix}.png").convert("L")
+        assert ImageStat.Stat(image).stddev[0] > 20, f"page {page} of {edition.pdf.name} looks blank"
+        print(f"page {page} of {edition.pdf.name}: {prefix}.png")
 
 
 # --- planted faults ---------------------------------------------------------------------------
@@ -340,10 +345,7 @@ def test_a_figure_taken_out_of_a_copy_is_caught(edition, tmp_path):
     """A copy of the PDF's first pages without the page of its first figure: that caption and image are missed."""
     captions = site_captions(edition)[:2]
     pages = pdf_pages(edition.pdf)
-    figure_page, next_figure_page = (
-        next(index for index, text in enumerate(pages, start=1)
-             if re.search(needle(number) + ":", squeezed(text)) and not is_contents_page(text))
-        for _, number, _ in captions)
+    figure_page, next_figure_page = (page_of(pages, needle(number) + ":") for _, number, _ in captions)
     assert figure_page < next_figure_page
     subprocess.run(["pdfseparate", "-l", str(next_figure_page), str(edition.pdf), str(tmp_path / "page-%d.pdf")], check=True)
     copy = tmp_path / "copy.pdf"

@@ -41,3 +41,15 @@ def test_pages_workflow_publishes_the_folder_the_build_writes():
     upload = next(step for step in steps(workflow) if step.get("uses", "").startswith("actions/upload-pages-artifact@"))
     assert upload["with"]["path"] == "_build/html"
     assert "rm -rf _build/html" in (ROOT / "Makefile").read_text(), "the Makefile no longer builds into _build/html"
+
+
+def test_the_pdfs_packages_are_installed_from_the_one_list():
+    """.ci/pdf-packages.txt names the Debian packages the PDFs need; CI and both workflows install from it."""
+    packages = (ROOT / ".ci" / "pdf-packages.txt").read_text().split()
+    assert {"texlive-xetex", "texlive-lang-korean", "latexmk", "fonts-nanum", "poppler-utils"} <= set(packages)
+    assert ".ci/pdf-packages.txt" in (ROOT / ".ci" / "run").read_text()
+    for name in ("pages.yml", "test.yml"):
+        commands = [step["run"] for step in steps(load(name)) if "run" in step]
+        install = next(i for i, command in enumerate(commands) if "< .ci/pdf-packages.txt" in command)
+        first_make = next(i for i, command in enumerate(commands) if re.search(r"\bmake (book|test)\b", command))
+        assert install < first_make, f"{name} installs the PDF's packages after it builds"
