@@ -356,3 +356,25 @@ def test_a_figure_taken_out_of_a_copy_is_caught(edition, tmp_path):
         f"{page_name}: figure {number!r} ({caption[:50]!r}...) is not in the PDF"]
     assert pdf_image_count(copy) == pdf_image_count(edition.pdf, last=next_figure_page) - pdf_image_count(edition.pdf, figure_page, figure_page)
     assert pdf_image_count(edition.pdf, figure_page, figure_page) >= 1
+
+
+def test_titles_out_of_order_are_caught(edition):
+    haystack = Haystack(body_text(pdf_pages(edition.pdf)))
+    titles = site_titles(edition)
+    chapters = [index for index, title in enumerate(titles) if title[0].startswith("chapters/") and title[1].isdigit()]
+    first, second = chapters[0], chapters[1]
+    swapped = titles[:first] + [titles[second]] + titles[first + 1:second] + [titles[first]] + titles[second + 1:]
+    assert title_problems(haystack, titles, edition.name)[0] == []
+    problems, _ = title_problems(haystack, swapped, edition.name)
+    assert any(titles[first][2] in problem for problem in problems)  # Chapter 1's title, looked for after Chapter 2's
+
+
+def test_a_code_line_past_the_text_is_caught(tmp_path):
+    """A log that reports an overfull line inside a code block, and one in prose, which is not a code block's."""
+    edition = Edition("en", SITE, ROOT / "_toc.yml", tmp_path, "book")
+    (tmp_path / "book.tex").write_text("prose\n\\begin{sphinxVerbatim}[commandchars=\\\\\\{\\}]\ncode\n\\end{sphinxVerbatim}\nprose\n")
+    (tmp_path / "book.log").write_text(
+        "Overfull \\hbox (12.5pt too wide) in paragraph at lines 3--3\n"
+        "Overfull \\hbox (3.0pt too wide) in paragraph at lines 5--5\n"
+        "Overfull \\vbox (2.1pt too high) detected at line 4\n")
+    assert overfull_boxes(edition) == (["Overfull \\hbox (12.5pt too wide) in paragraph at lines 3--3"], [2.1])
