@@ -20,8 +20,13 @@ TOLERANCE_RUNS ?= 4
 # The Korean edition (ko/): built from the stored, nbval-verified outputs, never executed, into _build/html/ko.
 KOREAN_CONFIG := _build/ko-config.yml
 KOREAN_BUILD := BOOK_OUTPUTS=stored $(BIN)/jupyter-book build ko --config $(KOREAN_CONFIG) --path-output _build/ko --all --warningiserror --nitpick --keep-going
-# The PDFs (make pdf): each edition through Jupyter Book's LaTeX route, from the stored outputs.
-PDF_NAME := pytorch-from-raw-data
+# The PDFs (make pdf): each edition through Jupyter Book's LaTeX route, from the stored outputs, named
+# by each edition's configuration (latex_documents' targetname), and published beside its front page.
+PDF_NAME := $(basename $(shell sed -n 's/^ *targetname: *//p' _config.yml))
+KOREAN_PDF_NAME := $(basename $(shell sed -n 's/^ *targetname: *//p' ko/edition.yml))
+PUBLISH_PDFS := if [ -f _build/pdf/$(PDF_NAME).pdf ] && [ -d _build/html/ko ]; then \
+	cp _build/pdf/$(PDF_NAME).pdf _build/html/ && cp _build/pdf/$(KOREAN_PDF_NAME).pdf _build/html/ko/; \
+	else echo "the site's front pages link PDFs that are not there yet: run make pdf"; fi
 PDF_BUILD := BOOK_OUTPUTS=stored $(BIN)/jupyter-book build --builder pdflatex --all --warningiserror --nitpick --keep-going
 # Tests that need neither an executed chapter nor the built site.
 QUICK_TESTS := tests --ignore=tests/test_site.py --ignore=tests/test_alone.py -m "not kernel"
@@ -74,10 +79,11 @@ site-from-stored: data  ## Build both editions of the website from the stored ch
 	wait $$korean || { cat _build/ko-build.log; echo "the Korean edition's build failed (log above)"; exit 1; }; \
 	exit $$english
 	mv _build/ko/_build/html _build/html/ko
+	@$(PUBLISH_PDFS)
 
 # Both editions at once, each mostly one XeLaTeX process on one core (the Korean log is shown if it
 # fails); the PDFs land in _build/pdf and beside each edition's front page, which links them.
-pdf: data  ## Both editions as PDFs, typeset with XeLaTeX from the stored outputs: _build/pdf/$(PDF_NAME).pdf and $(PDF_NAME)-ko.pdf
+pdf: data  ## Both editions as PDFs, typeset with XeLaTeX from the stored outputs: _build/pdf/$(PDF_NAME).pdf and $(KOREAN_PDF_NAME).pdf
 	@command -v xelatex >/dev/null && command -v latexmk >/dev/null && kpsewhich kotex.sty >/dev/null \
 	  || { echo "make pdf needs XeLaTeX, latexmk and kotex: see README, 'The PDFs'"; exit 1; }
 	rm -rf _build/latex _build/ko/_build/latex _build/pdf _build/ko-pdf.log
@@ -87,14 +93,15 @@ pdf: data  ## Both editions as PDFs, typeset with XeLaTeX from the stored output
 	wait $$korean || { cat _build/ko-pdf.log; echo "the Korean PDF's build failed (log above)"; exit 1; }; \
 	exit $$english
 	mkdir -p _build/pdf
-	cp _build/latex/$(PDF_NAME).pdf _build/ko/_build/latex/$(PDF_NAME)-ko.pdf _build/pdf/
-	if [ -d _build/html/ko ]; then cp _build/pdf/$(PDF_NAME).pdf _build/html/ && cp _build/pdf/$(PDF_NAME)-ko.pdf _build/html/ko/; fi
+	cp $(addprefix _build/latex/$(PDF_NAME),.pdf .tex .log) $(addprefix _build/ko/_build/latex/$(KOREAN_PDF_NAME),.pdf .tex .log) _build/pdf/
+	@$(PUBLISH_PDFS)
 
 korean-site: setup  ## Build the Korean edition into _build/html/ko from the stored outputs (after the English site)
 	$(BIN)/python -m tools.translation config $(KOREAN_CONFIG)
 	rm -rf _build/ko _build/html/ko
 	$(KOREAN_BUILD)
 	mv _build/ko/_build/html _build/html/ko
+	@$(PUBLISH_PDFS)
 
 translations: setup  ## Copy each English page's code and stored outputs into its Korean twin in ko/ (after make execute)
 	$(BIN)/python -m tools.translation sync

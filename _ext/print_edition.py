@@ -32,12 +32,13 @@ from pathlib import Path
 from docutils import nodes
 from sphinx.builders.latex import LaTeXBuilder
 from sphinx.errors import ExtensionError
+from sphinx.locale import __
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 CLASS_FILE = "jupyterBook.cls"
 BBM = "\\RequirePackage{bbm}\n"
 
-NO_BABEL_FOR_KOREAN = "no Babel option known for language 'ko'"
+NO_BABEL = "no Babel option known for language %r"  # Sphinx's message, translated as Sphinx translates it
 HIDDEN_CELL = "tag_hide-cell"
 UCHARCLASSES = "\\usepackage[Latin,Greek]{ucharclasses}"
 
@@ -59,7 +60,7 @@ CHAPTER_HEADINGS = r"""
 KOREAN_NAMES = r"""
 \addto\captionsenglish{\renewcommand{\contentsname}{차례}\renewcommand{\partname}{제}%
   \renewcommand{\chaptername}{제}\renewcommand{\appendixname}{부록}}
-\renewcommand{\thepart}{\arabic{part}부}
+\renewcommand{\thepart}{\arabic{part}~부}
 \makeatletter
 \def\@chappos{장}
 \g@addto@macro\appendix{\gdef\@chappos{}}
@@ -67,14 +68,21 @@ KOREAN_NAMES = r"""
 """
 
 # kotex under XeLaTeX: Hangul in Nanum Myeongjo, headings in Nanum Gothic, code in Nanum
-# Gothic Coding; chapters and sections numbered, as on the site, and not their subsections.
+# Gothic Coding. Curly quotes are ordinary characters (XeTeX's class 0), set in the text's font:
+# kotex classes them as Korean punctuation, in the Hangul font with a gap after ("PyTorch’ s"). Chapters and sections numbered, as on the site,
+# not their subsections. No running head on the page after the contents (the front page).
 PREAMBLE = r"""
 \usepackage{kotex}
+\XeTeXcharclass"2018=0 \XeTeXcharclass"2019=0 \XeTeXcharclass"201C=0 \XeTeXcharclass"201D=0
 \setmainhangulfont{NanumMyeongjo}
 \setsanshangulfont{NanumGothic}
 \setmonohangulfont{NanumGothicCoding}
 \setcounter{secnumdepth}{1}
+\makeatletter
+\g@addto@macro\sphinxtableofcontents{\markboth{}{}}
+\makeatother
 """
+
 
 
 def _finish_latex(app, exception):
@@ -113,6 +121,8 @@ class KeepSolutions(SphinxPostTransform):
             if HIDDEN_CELL in cell["classes"]:
                 cell["classes"].remove(HIDDEN_CELL)
                 label = self.config.print_solution_label
+                if not label:
+                    raise ExtensionError("print_solution_label is not set: the PDF has no label for a solution")
                 cell.parent.insert(cell.parent.index(cell), nodes.rubric(label, label))
 
 
@@ -120,7 +130,7 @@ class _KoreanNeedsNoBabel(logging.Filter):
     """Sphinx warns that Babel has no Korean; kotex does for Korean what Babel would. Any other warning stays."""
 
     def filter(self, record):
-        return record.getMessage() != NO_BABEL_FOR_KOREAN
+        return not (record.msg == __(NO_BABEL) and record.args == ("ko",))
 
 
 def _preamble(app, config):
@@ -139,7 +149,7 @@ def _preamble(app, config):
 
 
 def setup(app):
-    app.add_config_value("print_solution_label", "Solution", "env")
+    app.add_config_value("print_solution_label", None, "env", types=[str])  # set by each edition's configuration
     app.add_post_transform(KeepSolutions)
     app.connect("config-inited", _preamble, priority=900)
     app.connect("build-finished", _finish_latex)
