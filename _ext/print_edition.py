@@ -68,9 +68,10 @@ KOREAN_NAMES = r"""
 """
 
 # kotex under XeLaTeX: Hangul in Nanum Myeongjo, headings in Nanum Gothic, code in Nanum
-# Gothic Coding. Curly quotes are ordinary characters (XeTeX's class 0), set in the text's font:
-# kotex classes them as Korean punctuation, in the Hangul font with a gap after ("PyTorch’ s"). Chapters and sections numbered, as on the site,
-# not their subsections. No running head on the page after the contents (the front page).
+# Gothic Coding. Curly quotes are ordinary characters (XeTeX's class 0), set in the text's
+# font: kotex classes them as Korean punctuation, set in the Hangul font with a gap after
+# them ("PyTorch’ s"). Chapters and sections numbered, as on the site, not their
+# subsections. No running head on the page after the contents (the front page).
 PREAMBLE = r"""
 \usepackage{kotex}
 \XeTeXcharclass"2018=0 \XeTeXcharclass"2019=0 \XeTeXcharclass"201C=0 \XeTeXcharclass"201D=0
@@ -82,7 +83,6 @@ PREAMBLE = r"""
 \g@addto@macro\sphinxtableofcontents{\markboth{}{}}
 \makeatother
 """
-
 
 
 def _finish_latex(app, exception):
@@ -130,7 +130,7 @@ class _KoreanNeedsNoBabel(logging.Filter):
     """Sphinx warns that Babel has no Korean; kotex does for Korean what Babel would. Any other warning stays."""
 
     def filter(self, record):
-        return not (record.msg == __(NO_BABEL) and record.args == ("ko",))
+        return not (str(record.msg) == str(__(NO_BABEL)) and record.args == ("ko",))
 
 
 def _preamble(app, config):
