@@ -7,14 +7,21 @@ CHAPTER_SOURCES := $(sort $(wildcard chapters/*.md))
 JUPYTER_BOOK_BUILD := $(BIN)/jupyter-book build --all --warningiserror --nitpick --keep-going .
 # nbval, with the numeric tolerances that cells declare in their metadata (tools/nbval_tolerance.py).
 NBVAL := $(BIN)/pytest -p tools.nbval_tolerance --nbval --nbval-current-env
+# make test runs its tests in two pytest-xdist workers where there are two CPUs or more, each notebook
+# whole in one worker, each worker and its kernels on their own half of the CPUs (tools/cpu_shares.py).
+USABLE_CPUS := $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)')
+TEST_WORKERS ?= $(if $(filter 0 1,$(USABLE_CPUS)),0,2)
+IN_PARALLEL := -p tools.cpu_shares -n $(TEST_WORKERS)
 # Two other machines, simulated on this one, each differing from ours in two ways (see running.md,
 # "On other machines"): a laptop, with AVX2 and no AVX-512 (PyTorch, oneDNN and MKL all at AVX2;
-# ours run AVX-512) and four threads; and a one-CPU container on an older CPU without AVX2.
+# ours run AVX-512) and four threads; and a one-CPU container on an older CPU without AVX2, simulated
+# twice side by side (a pytest-xdist worker and its kernels on each of CPUs 0 and 1, each half the chapters).
 # OMP_NUM_THREADS=4 alone still gives two threads here (PyTorch 2.14.1): the laptop's kernels start with
 # tools/simulated_machines/four_threads.py, which asks for four (OMP_WAIT_POLICY only saves time).
 LAPTOP_IPYTHON := $(abspath _build/simulated-laptop-ipython)
 LAPTOP := ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 OMP_WAIT_POLICY=PASSIVE IPYTHONDIR=$(LAPTOP_IPYTHON)
-OLD_ONE_CPU_CONTAINER := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX DNNL_MAX_CPU_ISA=AVX taskset -c 0
+# Two such containers side by side, CPUs 0 and 1, one pytest-xdist worker and its kernels on each.
+OLD_ONE_CPU_CONTAINERS := ATEN_CPU_CAPABILITY=default MKL_ENABLE_INSTRUCTIONS=AVX DNNL_MAX_CPU_ISA=AVX taskset -c 0,1
 # The chapters' tolerances, derived from perturbed runs (tools/tolerances.py; chapters/tolerances.json).
 TOLERANCE_RUNS ?= 4
 # The Korean edition (ko/): built from the stored, nbval-verified outputs, never executed, into _build/html/ko.
@@ -49,18 +56,19 @@ book: data  ## Execute every chapter from its .md source and build the website i
 # On a reader's machine that run is the test on another machine; the project's CI also runs
 # `make test-other-machines`.
 test: data  ## Unit and notebook checks, nbval over every chapter once, then both editions' site and PDF, and their tests
-	$(NBVAL) tests chapters --ignore=tests/test_site.py --ignore=tests/test_pdf.py
+	$(NBVAL) $(IN_PARALLEL) --dist loadfile tests chapters --ignore=tests/test_site.py --ignore=tests/test_pdf.py
 	$(MAKE) --no-print-directory site-from-stored
 	$(MAKE) --no-print-directory pdf
-	$(BIN)/pytest tests/test_site.py tests/test_pdf.py
+	$(BIN)/pytest $(IN_PARALLEL) --dist load tests/test_site.py tests/test_pdf.py
 
 test-other-machines: data  ## nbval over every chapter as two other machines would run it (the project's CI runs this after make test)
 	@command -v taskset >/dev/null || { echo "taskset (util-linux) is missing: it simulates the one-CPU machine"; exit 1; }
+	@taskset -c 0,1 true 2>/dev/null || { echo "the one-CPU containers are simulated on CPUs 0 and 1: this machine does not let us use both"; exit 1; }
 	mkdir -p $(LAPTOP_IPYTHON)/profile_default/startup
 	cp tools/simulated_machines/four_threads.py $(LAPTOP_IPYTHON)/profile_default/startup/
 	$(LAPTOP) $(BIN)/ipython -c "import torch; assert torch.get_num_threads() == 4, 'the laptop is not simulated'"
 	$(LAPTOP) $(NBVAL) chapters
-	$(OLD_ONE_CPU_CONTAINER) $(NBVAL) chapters
+	$(OLD_ONE_CPU_CONTAINERS) $(NBVAL) -p tools.cpu_shares -n 2 --dist loadfile chapters
 
 tolerances: data  ## Re-derive the chapters' nbval tolerances from perturbed runs (CHAPTERS=... for some; slow: each chapter runs TOLERANCE_RUNS more times)
 	$(BIN)/python -m tools.tolerances derive --runs $(TOLERANCE_RUNS) $(or $(CHAPTERS),$(CHAPTER_SOURCES))
