@@ -9,7 +9,7 @@ JUPYTER_BOOK_BUILD := $(BIN)/jupyter-book build --all --warningiserror --nitpick
 NBVAL := $(BIN)/pytest -p tools.nbval_tolerance --nbval --nbval-current-env
 # make test runs its tests in two pytest-xdist workers where there are two CPUs or more, each notebook
 # whole in one worker, each worker and its kernels on their own half of the CPUs (tools/cpu_shares.py).
-USABLE_CPUS := $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)')
+USABLE_CPUS = $(shell $(PYTHON) -c 'import os; print(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)')
 TEST_WORKERS ?= $(if $(filter 0 1,$(USABLE_CPUS)),0,2)
 IN_PARALLEL := -p tools.cpu_shares -n $(TEST_WORKERS)
 # Two other machines, simulated on this one, each differing from ours in two ways (see running.md,

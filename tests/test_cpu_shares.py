@@ -2,6 +2,7 @@
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -28,7 +29,8 @@ def usable_cpus() -> list[int]:
 
 
 @pytest.mark.kernel
-@pytest.mark.skipif(len(usable_cpus()) < 2, reason="needs two CPUs it can pin processes to")
+@pytest.mark.skipif(len(usable_cpus()) < 2 or shutil.which("taskset") is None,
+                    reason="needs two CPUs it can pin processes to, and taskset (util-linux)")
 def test_two_workers_start_processes_that_see_one_cpu_and_run_one_thread(tmp_path):
     """As make test-other-machines runs its one-CPU containers: one CPU and one PyTorch thread per kernel."""
     (tmp_path / "test_probe.py").write_text(textwrap.dedent("""
@@ -47,8 +49,10 @@ def test_two_workers_start_processes_that_see_one_cpu_and_run_one_thread(tmp_pat
         test_second = test_first
     """))
     cpus = usable_cpus()[:2]
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    env.pop("OMP_NUM_THREADS", None)
+    # Not this process's xdist worker settings (make test runs it in one); a thread count the share must lower.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_XDIST_")}
+    env.pop("CPU_SHARES_OF", None)
+    env.update(PYTHONPATH=str(ROOT), OMP_NUM_THREADS="8")
     result = subprocess.run(
         ["taskset", "-c", ",".join(map(str, cpus)), sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
          "-p", "tools.cpu_shares", "-n", "2", "--dist", "each", "-q", "-rA", str(tmp_path / "test_probe.py")],

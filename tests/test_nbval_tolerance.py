@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import nbformat
 import pytest
 
@@ -133,3 +138,21 @@ def test_only_what_nbval_compares_is_read_and_a_problem_names_its_mime_and_line(
     _aligned_outputs(new, stored, (0.01, 0.0), record, problems)
     assert problems == ["stdout (output 2), line 2: 0.47 where 0.40 was stored: a difference of 0.07, beyond the 0.01 allowed"]
     assert compare_numbers("loss 0.5\nepoch b 0.3", "loss 0.5\nepoch a 0.3", (0.01, 0.0))[1].startswith("line 2: ")
+
+
+@pytest.mark.kernel
+def test_with_two_xdist_workers_the_summary_counts_the_cells_of_both(tmp_path):
+    """make test runs nbval in two pytest-xdist workers: what each accepted reaches the summary and the report."""
+    for name in ("first", "second"):
+        nbformat.write(notebook_printing("0.4205", "0.4204", {"abs": 0.001}), tmp_path / f"{name}.ipynb")
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTEST_XDIST_")}
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
+         "-p", "tools.nbval_tolerance", "-n", "2", "--dist", "loadfile", "--nbval-tolerance-report=report.json",
+         "first.ipynb", "second.ipynb"],
+        cwd=tmp_path, capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "nbval-tolerance: 2 cells passed within their declared tolerance" in result.stdout, result.stdout[-3000:]
+    assert sorted(json.loads((tmp_path / "report.json").read_text())) == ["first.ipynb::cell 0", "second.ipynb::cell 0"]

@@ -6,7 +6,8 @@ many threads as the machine has cores wait on each other's threads, and both run
 times slower than one alone. So worker *k* of *n* takes the *k*-th of *n* equal shares of
 the CPUs that pytest may use, before it starts any kernel: the kernels inherit that CPU
 affinity, and PyTorch starts as many threads as the share has CPUs (one each on two
-cores; where a process cannot be pinned, ``OMP_NUM_THREADS`` gives it its share of threads).
+cores; a thread count set in ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is lowered to the share, and
+where a process cannot be pinned, ``OMP_NUM_THREADS`` gives it its share of threads).
 Without xdist (``-n 0``, or no ``-n``) nothing changes.
 
 A share of one CPU is a one-CPU machine: `make test-other-machines` simulates its one-CPU
@@ -28,16 +29,20 @@ def share(cpus: list[int], worker: int, n_workers: int) -> set[int]:
 
 
 def pytest_configure(config):
-    worker = os.environ.get("PYTEST_XDIST_WORKER")  # "gw0", "gw1", ... in an xdist worker only
-    if worker is None:
+    workerinput = getattr(config, "workerinput", None)  # set by pytest-xdist in its workers only
+    if workerinput is None:
         return
-    n_workers = int(os.environ["PYTEST_XDIST_WORKER_COUNT"])
+    worker, n_workers = int(workerinput["workerid"].removeprefix("gw")), workerinput["workercount"]
     if hasattr(os, "sched_setaffinity"):
         shared = sorted(os.sched_getaffinity(0))
         os.environ["CPU_SHARES_OF"] = ",".join(map(str, shared))  # what the workers split, for tests
-        cpus = share(shared, int(worker.removeprefix("gw")), n_workers)
+        cpus = share(shared, worker, n_workers)
+        # Pins this thread, from which nbval starts the kernels: they inherit it.
         os.sched_setaffinity(0, cpus)
         n_threads = len(cpus)
     else:  # macOS and Windows cannot pin a process: each worker's kernels get their share of threads
         n_threads = max(1, (os.cpu_count() or 1) // n_workers)
-    os.environ.setdefault("OMP_NUM_THREADS", str(n_threads))
+    # A thread count set beforehand must not exceed the share: OpenMP's, and MKL's, which PyTorch prefers.
+    os.environ["OMP_NUM_THREADS"] = str(min(int(os.environ.get("OMP_NUM_THREADS", n_threads)), n_threads))
+    if "MKL_NUM_THREADS" in os.environ:
+        os.environ["MKL_NUM_THREADS"] = str(min(int(os.environ["MKL_NUM_THREADS"]), n_threads))

@@ -203,6 +203,17 @@ def pytest_configure(config):
     IPyNbCell.compare_outputs = compare_outputs
 
 
+def pytest_sessionfinish(session):
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: what it accepted goes to the main process
+        workeroutput["nbval_tolerance_accepted"] = json.dumps(_accepted)
+
+
+@pytest.hookimpl(optionalhook=True)  # a pytest-xdist hook, called in the main process as each worker ends
+def pytest_testnodedown(node, error):
+    _accepted.update(json.loads(getattr(node, "workeroutput", {}).get("nbval_tolerance_accepted", "{}")))
+
+
 def pytest_terminal_summary(terminalreporter, config):
     if _accepted:
         numbers = sum(entry["numbers_that_differed"] for entry in _accepted.values())
