@@ -68,7 +68,7 @@ test-other-machines: data  ## nbval over every chapter as two other machines wou
 	@taskset -c 0,1 true 2>/dev/null || { echo "the one-CPU containers are simulated on CPUs 0 and 1: this machine does not let us use both"; exit 1; }
 	mkdir -p $(LAPTOP_IPYTHON)/profile_default/startup
 	cp tools/simulated_machines/four_threads.py $(LAPTOP_IPYTHON)/profile_default/startup/
-	$(LAPTOP) $(BIN)/ipython -c "import torch; assert torch.get_num_threads() == 4, 'the laptop is not simulated'"
+	$(LAPTOP) OMP_NUM_THREADS=1 taskset -c 0 $(BIN)/ipython -c "import torch; assert torch.get_num_threads() == 4, 'the laptop is not simulated'"  # as a pinned worker's kernel
 	$(LAPTOP) $(NBVAL) -p tools.cpu_shares -n 2 --dist loadfile chapters
 	$(OLD_ONE_CPU_CONTAINERS) $(NBVAL) -p tools.cpu_shares -n 2 --dist loadfile chapters
 

@@ -43,9 +43,9 @@ def test_the_change_scales_every_optimizer_and_every_hand_written_update():
             "rates = sgd.param_groups[0]['lr'], adam.param_groups[0]['lr'], cycle.optimizer.param_groups[0]['max_lr']"),
     ])
     changed = changed_notebook(notebook, 1.5)
-    assert changed.cells[1].source.splitlines() == ["params = params - 1.5 * learning_rate * grad",
+    assert changed.cells[1].source.splitlines() == ["params = params - (1.5 * learning_rate) * grad",
                                                     "step = self.learning_rate * 2",  # an attribute is not a rate
-                                                    "w = w - 1.5 * learning_rate(epoch) * g"]
+                                                    "w = w - (1.5 * learning_rate(epoch)) * g"]
     namespace: dict = {}
     exec(changed.cells[0].source, namespace)
     try:
@@ -75,15 +75,18 @@ def test_every_cell_with_a_tolerance_has_its_real_changes_measured(notebook_path
     results = json.loads(RESULTS.read_text()).get(notebook_path.name, {})
     notebook = nbformat.read(notebook_path, as_version=4)
     problems = []
-    for cell in notebook.cells:
-        if cell.cell_type != "code" or not parse_tolerance(cell.metadata):
-            continue
+    tolerated = [cell for cell in notebook.cells if cell.cell_type == "code" and parse_tolerance(cell.metadata)]
+    for key in set(results) - {cell_key(cell) for cell in tolerated}:
+        problems.append(f"cell {results[key]['cell']}: measured, but no cell with a tolerance has that code now")
+    for cell in tolerated:
         entry = results.get(cell_key(cell))
         where = f"{cell.source.splitlines()[0][:60]!r}"
         if entry is None:
             problems.append(f"{where}: no real change measured (python -m tools.real_changes chapters/{notebook_path.name})")
         elif entry["tolerance"] != dict(cell.metadata["nbval-tolerance"]):
             problems.append(f"{where}: measured against {entry['tolerance']}, now declares {dict(cell.metadata['nbval-tolerance'])}")
+        elif not entry["factors"]:
+            problems.append(f"{where}: no factor measured")
         elif any(disagree(result) for result in entry["factors"].values()):
             problems.append(f"{where}: a result says caught where its margin says otherwise: {entry['factors']}")
     assert not problems, "\n".join(problems)
@@ -100,6 +103,10 @@ def test_a_cell_without_measured_real_changes_or_measured_against_another_tolera
     tolerated.metadata["nbval-tolerance"] = {"abs": 0.5}
     nbformat.write(stored, path)
     with pytest.raises(AssertionError, match="measured against"):
+        test_every_cell_with_a_tolerance_has_its_real_changes_measured(path)
+    del tolerated.metadata["nbval-tolerance"]  # a cell that no longer declares a tolerance, still in the results
+    nbformat.write(stored, path)
+    with pytest.raises(AssertionError, match="no cell with a tolerance has that code now"):
         test_every_cell_with_a_tolerance_has_its_real_changes_measured(path)
 
 
