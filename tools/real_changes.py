@@ -33,7 +33,7 @@ from pathlib import Path
 
 import nbformat
 
-from tools.nbval_tolerance import NUMBER, _aligned_outputs, compare_numbers, compared_texts, number_value, parse_tolerance
+from tools.nbval_tolerance import _aligned_outputs, compare_numbers, compared_texts, parse_tolerance
 from tools.notebooks import _merge_streams
 from tools.tolerances import cell_key
 
@@ -95,13 +95,15 @@ def margin(new_outputs: list, stored_outputs: list, tolerance: tuple[float, floa
         return math.inf
     largest = 0.0
     for (_, new_text), (_, stored_text) in zip(new, stored):
-        if compare_numbers(new_text, stored_text, (math.inf, math.inf))[1] is not None:
-            return math.inf  # other words, or another count of numbers, as the plugin reads them: no tolerance accepts it
-        for new_token, stored_token in zip(NUMBER.findall(new_text), NUMBER.findall(stored_text)):
-            value, other = number_value(stored_token), number_value(new_token)
+        # With no bound, the plugin's comparison reports only other words or another count of numbers, and lists
+        # every number that changed: (stored value, difference).
+        differences, problem = compare_numbers(new_text, stored_text, (math.inf, math.inf))
+        if problem is not None:
+            return math.inf
+        for value, difference in differences:
             allowed = tolerance[0] + tolerance[1] * abs(value)
-            if other != value:
-                largest = max(largest, abs(other - value) / allowed if allowed else math.inf)
+            if difference:
+                largest = max(largest, difference / allowed if allowed else math.inf)
     return largest
 
 
