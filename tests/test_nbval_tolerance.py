@@ -10,7 +10,7 @@ import sys
 import nbformat
 import pytest
 
-from tools.nbval_tolerance import _aligned_outputs, compare_numbers, parse_tolerance
+from tools.nbval_tolerance import aligned_outputs, compare_numbers, parse_tolerance
 
 from .conftest import ROOT, run_nbval
 
@@ -20,7 +20,8 @@ TOLERANCE = (0.005, 0.0)
 def test_numbers_within_tolerance_match_and_report_each_difference():
     stored = "epoch  9  loss 0.4204  validation accuracy 82.2%"
     new = "epoch  9  loss 0.4221  validation accuracy 82.5%"
-    assert compare_numbers(new, stored, TOLERANCE) == ([(0.4204, pytest.approx(0.0017)), (pytest.approx(0.822), pytest.approx(0.003))], None)
+    assert compare_numbers(new, stored, TOLERANCE) == (
+        [(0.4204, pytest.approx(0.0017), 0.005), (pytest.approx(0.822), pytest.approx(0.003), 0.005)], None)
 
 
 def test_a_number_beyond_its_tolerance_does_not_match_and_says_by_how_much():
@@ -42,7 +43,8 @@ def test_words_and_the_count_of_numbers_must_match_exactly():
 
 
 def test_padding_that_moves_with_a_number_of_other_width_is_not_content():
-    assert compare_numbers("epoch 9:  9.999 |", "epoch 9: 10.001 |", TOLERANCE) == ([(10.001, pytest.approx(0.002))], None)
+    assert compare_numbers("epoch 9:  9.999 |", "epoch 9: 10.001 |", (0.0, 0.001)) == (
+        [(10.001, pytest.approx(0.002), pytest.approx(0.010001))], None)
 
 
 def test_a_percentage_is_a_fraction_and_does_not_match_a_plain_number():
@@ -53,6 +55,19 @@ def test_a_percentage_is_a_fraction_and_does_not_match_a_plain_number():
 def test_relative_tolerance_and_thousands_separators():
     assert compare_numbers("3,301 updates", "3,300 updates", (0.0, 0.001))[1] is None
     assert compare_numbers("3,310 updates", "3,300 updates", (0.0, 0.001))[1] is not None
+
+
+def test_abs_checks_the_fractions_and_rel_the_other_numbers_so_neither_widens_the_other():
+    """The rule derives abs from the fractions and rel from the rest; each is applied to its own kind only."""
+    stored = "3 wrong of 2,000 (99.85%), loss 0.0123, loss x 1000 12.3"
+    tolerance = (0.001, 0.5)  # a count that varies a lot, accuracies that vary little
+    assert compare_numbers("4 wrong of 2,000 (99.80%), loss 0.0130, loss x 1000 13.0", stored, tolerance)[1] is None
+    # Half of 99.85% is far more than 0.001: the large rel of the count does not widen the accuracy's check.
+    assert compare_numbers("3 wrong of 2,000 (99.50%), loss 0.0123, loss x 1000 12.3", stored, tolerance)[1] == (
+        "line 1: 99.50% where 99.85% was stored: a difference of 0.0035, beyond the 0.001 allowed")
+    # And abs does not cover a count: with rel 0 it must match exactly.
+    assert compare_numbers("4 wrong of 2,000 (99.85%), loss 0.0123, loss x 1000 12.3", stored, (0.01, 0.0))[1] == (
+        "line 1: 4 where 3 was stored: a difference of 1, beyond the 0 allowed")
 
 
 def test_tolerance_is_declared_with_abs_or_rel_only():
@@ -135,7 +150,7 @@ def test_only_what_nbval_compares_is_read_and_a_problem_names_its_mime_and_line(
     new = [nbformat.v4.new_output("display_data", data={"image/png": "iVBOR7q9x3", "text/plain": "<Figure size 600x400>"}),
            nbformat.v4.new_output("stream", name="stdout", text="epoch 1 loss 0.50\nepoch 2 loss 0.47\n")]
     problems, record = [], []
-    _aligned_outputs(new, stored, (0.01, 0.0), record, problems)
+    aligned_outputs(new, stored, (0.01, 0.0), record, problems)
     assert problems == ["stdout (output 2), line 2: 0.47 where 0.40 was stored: a difference of 0.07, beyond the 0.01 allowed"]
     assert compare_numbers("loss 0.5\nepoch b 0.3", "loss 0.5\nepoch a 0.3", (0.01, 0.0))[1].startswith("line 2: ")
 

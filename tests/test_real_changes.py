@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from tools.nbval_tolerance import parse_tolerance
-from tools.real_changes import RESULTS, caught, changed_notebook, margin, summary
+from tools.real_changes import CONTROL, RESULTS, SCALE_OPTIMIZERS, caught, stored_outputs_hash, changed_notebook, margin, summary
 from tools.tolerances import cell_key
 
 from .test_tolerances import chapter_notebooks
@@ -28,7 +28,10 @@ def test_caught_and_margin_agree_with_the_declared_tolerance():
     padded, shifted = stream("up to 0.5      1,197    0.411\n"), stream("up to 0.5        999    0.411\n")
     assert not caught(shifted, padded, (0.0, 0.2)) and margin(shifted, padded, (0.0, 0.2)) == pytest.approx(198 / 239.4)
     other_words = stream("loss 0.500  accuracy 80.0% (a bird)\n")
-    assert caught(other_words, stored, tolerance) and margin(other_words, stored, tolerance) == float("inf")
+    assert caught(other_words, stored, tolerance) and margin(other_words, stored, tolerance) is None
+    # abs covers the fractions only: a count that changes in a cell that declares no rel is held exact.
+    counted, recounted = stream("3 mistakes, accuracy 80.0%\n"), stream("4 mistakes, accuracy 80.0%\n")
+    assert caught(recounted, counted, tolerance) and margin(recounted, counted, tolerance) == float("inf")
 
 
 def test_the_change_scales_every_optimizer_and_every_hand_written_update():
@@ -43,13 +46,13 @@ def test_the_change_scales_every_optimizer_and_every_hand_written_update():
             "rates = sgd.param_groups[0]['lr'], adam.param_groups[0]['lr'], cycle.optimizer.param_groups[0]['max_lr']"),
     ])
     changed = changed_notebook(notebook, 1.5)
-    assert changed.cells[1].source.splitlines() == ["params = params - (1.5 * learning_rate) * grad",
+    assert changed.cells[0].source.splitlines() == ["params = params - (1.5 * learning_rate) * grad",
                                                     "step = self.learning_rate * 2",  # an attribute is not a rate
                                                     "w = w - (1.5 * learning_rate(epoch)) * g"]
     namespace: dict = {}
-    exec(changed.cells[0].source, namespace)
+    exec(SCALE_OPTIMIZERS.format(factor=1.5), namespace)  # the first cell of the executed copy
     try:
-        exec(changed.cells[2].source, namespace)
+        exec(changed.cells[1].source, namespace)
         assert namespace["rates"] == pytest.approx((0.15, 1.5e-3, 0.6))
     finally:  # undo the change, which patched torch.optim in this process
         import torch
@@ -61,7 +64,7 @@ def test_the_change_scales_every_optimizer_and_every_hand_written_update():
 
 def disagree(result: dict) -> bool:
     """Whether a result's caught and its margin contradict each other (a margin of 1, rounded, can go either way)."""
-    if result["margin"] in ("error", "other words"):
+    if result["margin"] in ("error", "other words", "a number held exact"):
         return not result["caught"]
     return not 0.99 <= result["margin"] <= 1.01 and result["caught"] != (result["margin"] > 1)
 
@@ -85,15 +88,22 @@ def test_every_cell_with_a_tolerance_has_its_real_changes_measured(notebook_path
             problems.append(f"{where}: no real change measured (python -m tools.real_changes chapters/{notebook_path.name})")
         elif entry["tolerance"] != dict(cell.metadata["nbval-tolerance"]):
             problems.append(f"{where}: measured against {entry['tolerance']}, now declares {dict(cell.metadata['nbval-tolerance'])}")
-        elif not entry["factors"]:
-            problems.append(f"{where}: no factor measured")
+        elif entry.get("stored_outputs") != stored_outputs_hash(cell):
+            problems.append(f"{where}: measured against other stored outputs (executed again since)")
+        elif f"{CONTROL:g}" not in entry["factors"]:
+            problems.append(f"{where}: no control run (the factor {CONTROL:g})")
+        elif entry["factors"][f"{CONTROL:g}"]["caught"]:  # on another machine than the stored run's, a margin up to 1
+            problems.append(f"{where}: the unchanged run fails the cell: {entry['factors'][f'{CONTROL:g}']}")
+        elif len(entry["factors"]) < 2:
+            problems.append(f"{where}: no factor measured besides the control")
         elif any(disagree(result) for result in entry["factors"].values()):
             problems.append(f"{where}: a result says caught where its margin says otherwise: {entry['factors']}")
     assert not problems, "\n".join(problems)
 
 
-def test_a_cell_without_measured_real_changes_or_measured_against_another_tolerance_is_caught(tmp_path):
-    """The check above fails on a tolerated cell that the results do not know, and on one re-derived since (planted)."""
+def test_a_cell_without_current_measurements_is_caught(tmp_path):
+    """The check above fails on a tolerated cell that the results do not know, on one re-derived or executed again
+    since, and on results of a cell that no longer declares a tolerance (planted)."""
     path = tmp_path / "07-better-convnets.ipynb"
     stored = nbformat.read(RESULTS.parent / path.name, as_version=4)
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(0.5)", metadata={"nbval-tolerance": {"abs": 0.1}})]), path)
@@ -104,13 +114,18 @@ def test_a_cell_without_measured_real_changes_or_measured_against_another_tolera
     nbformat.write(stored, path)
     with pytest.raises(AssertionError, match="measured against"):
         test_every_cell_with_a_tolerance_has_its_real_changes_measured(path)
+    tolerated.metadata["nbval-tolerance"] = json.loads(RESULTS.read_text())[path.name][cell_key(tolerated)]["tolerance"]
+    tolerated.outputs = tolerated.outputs[:-1] + [nbformat.v4.new_output("stream", name="stdout", text="executed again\n")]
+    nbformat.write(stored, path)
+    with pytest.raises(AssertionError, match="measured against other stored outputs"):
+        test_every_cell_with_a_tolerance_has_its_real_changes_measured(path)
     del tolerated.metadata["nbval-tolerance"]  # a cell that no longer declares a tolerance, still in the results
     nbformat.write(stored, path)
     with pytest.raises(AssertionError, match="no cell with a tolerance has that code now"):
         test_every_cell_with_a_tolerance_has_its_real_changes_measured(path)
 
 
-FACTORS_SHOWN = ("1.01", "1.1", "1.5", "2")  # the columns of the table in running.md
+FACTORS_SHOWN = ("1", "1.01", "1.1", "1.5", "2")  # the columns of the table in running.md
 
 
 def stated_rows(page_text: str) -> dict[int, list[str]]:

@@ -102,6 +102,26 @@ def test_the_perturbation_moves_rounding_operations_only_and_keeps_autograd_inta
     assert weight.is_leaf and weight.grad is not None and loss.grad_fn.name() == "SumBackward0"
 
 
+@pytest.mark.kernel
+def test_a_perturbed_run_executes_a_copy_with_the_perturbation_and_lines_up_with_the_stored_cells(tmp_path):
+    from tools.tolerances import perturbed_run
+
+    cell = nbformat.v4.new_code_cell("import torch\nx = torch.linspace(0.1, 1.0, 64, dtype=torch.float64)\n"
+                                     "print(repr((x @ x).item()))\nprint('done', flush=True)\nprint('twice')")
+    path = tmp_path / "tiny.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[cell]), path)
+    import torch
+
+    x = torch.linspace(0.1, 1.0, 64, dtype=torch.float64)
+    runs = [perturbed_run(path, seed) for seed in (1, 2)]
+    printed = [run.cells[0].outputs for run in runs]
+    assert [len(run.cells) for run in runs] == [1, 1] and [len(outputs) for outputs in printed] == [1, 1]  # streams merged
+    values = [float(outputs[0].text.split()[0]) for outputs in printed]
+    assert values[0] != values[1] and values[0] != (x @ x).item()  # each seed its own rounding
+    assert values[0] == pytest.approx((x @ x).item(), rel=1e-14)
+    assert nbformat.read(path, as_version=4).cells[0].outputs == []  # the stored notebook is untouched
+
+
 def chapter_notebooks():
     return [source.with_suffix(".ipynb") for source in chapter_sources()]
 

@@ -13,10 +13,12 @@ and accuracies. Such a cell declares, in its metadata, how far its numbers may m
     ---
     ```
 
-A number in the re-run output then passes when ``|new - stored| <= abs + rel * |stored|``,
-and everything else in the output (the words, the order, how many numbers there are)
-must still match exactly. A percentage counts as a fraction (``82.2%`` is 0.822), so that
-one ``abs`` serves accuracies and losses alike. Cells without the key are compared
+A number in the re-run output then passes when it differs from the stored one by at most
+``abs`` if the stored number is a *fraction* (a percentage, ``82.2%`` being 0.822, or a
+number at most 1 in size: accuracies, most losses), and by at most ``rel * |stored|``
+otherwise (counts, larger losses, epochs): the two kinds that the rule below derives
+``abs`` and ``rel`` from, so neither widens the other's check. Everything else in the
+output (the words, the order, how many numbers there are) must still match exactly. Cells without the key are compared
 exactly, as nbval always does; glued values are outputs of their cell, so the cell's
 tolerance covers them too. Nothing is blanked out: a number outside its tolerance fails
 the cell with nbval's usual diff of the real output.
@@ -67,12 +69,28 @@ def number_value(token: str) -> float:
     return value / 100 if token.endswith("%") else value
 
 
+def is_fraction(token: str, value: float) -> bool:
+    """Whether a printed number is compared by ``abs`` (a percentage, or at most 1 in size) rather than by ``rel``."""
+    return token.endswith("%") or abs(value) <= 1
+
+
+def allowed_difference(token: str, tolerance: tuple[float, float]) -> float:
+    """How far a number printed as ``token`` may move: ``abs`` for a fraction, ``rel`` times its size for the rest."""
+    absolute, relative = tolerance
+    value = number_value(token)
+    return absolute if is_fraction(token, value) else relative * abs(value)
+
+
 def _line_of(text: str, position: int) -> int:
     return text.count("\n", 0, position) + 1
 
 
-def compare_numbers(new: str, stored: str, tolerance: tuple[float, float]) -> tuple[list[tuple[float, float]], str | None]:
-    """Each ``(stored value, difference)`` where ``new`` differs from ``stored``, and what breaks the tolerance (or None).
+def compare_numbers(new: str, stored: str, tolerance: tuple[float, float],
+                    only_words: bool = False) -> tuple[list[tuple[float, float, float]], str | None]:
+    """Each ``(stored value, difference, allowed)`` where ``new`` differs from ``stored``, and what breaks the tolerance (or None).
+
+    With ``only_words``, a number beyond its tolerance is listed like the others instead of
+    being a problem: only other words or another count of numbers are.
 
     Runs of spaces count as one, since a number with another count of digits shifts the
     padding after it. ``nan`` and ``inf`` are words here: they must match exactly. A problem
@@ -90,7 +108,6 @@ def compare_numbers(new: str, stored: str, tolerance: tuple[float, float]) -> tu
             return [], (f"line {_line_of(stored, first_word)}: the text around the numbers differs: "
                         f"{new_part.strip()[:60]!r} where {stored_part.strip()[:60]!r} was stored")
         offset += len(stored_part) + (len(stored_numbers[index]) if index < len(stored_numbers) else 0)
-    absolute, relative = tolerance
     differences = []
     for new_token, match in zip(new_numbers, stored_matches):
         stored_token = match.group(0)
@@ -101,11 +118,11 @@ def compare_numbers(new: str, stored: str, tolerance: tuple[float, float]) -> tu
             return differences, f"line {line}: {new_token} where {stored_token} was stored"
         stored_value = number_value(stored_token)
         difference = abs(number_value(new_token) - stored_value)
-        allowed = absolute + relative * abs(stored_value)
-        if difference > allowed * (1 + 1e-9) + 1e-12:  # 0.869 - 0.865 is 0.0040000000000000036 in binary
+        allowed = allowed_difference(stored_token, tolerance)
+        if not only_words and difference > allowed * (1 + 1e-9) + 1e-12:  # 0.869 - 0.865 is 0.0040000000000000036 in binary
             return differences, (f"line {line}: {new_token} where {stored_token} was stored: "
                                  f"a difference of {difference:.6g}, beyond the {allowed:.6g} allowed")
-        differences.append((stored_value, difference))
+        differences.append((stored_value, difference, allowed))
     return differences, None
 
 
@@ -127,7 +144,7 @@ def compared_texts(outputs: list, skip_compare=NBVAL_SKIPPED) -> list[tuple[str,
     return texts
 
 
-def _aligned_outputs(new_outputs: list, stored_outputs: list, tolerance, record: list, problems: list,
+def aligned_outputs(new_outputs: list, stored_outputs: list, tolerance, record: list, problems: list,
                      skip_compare=NBVAL_SKIPPED) -> list:
     """A copy of the new outputs in which each text within tolerance of the stored one is replaced by it.
 
@@ -161,6 +178,22 @@ def _aligned_outputs(new_outputs: list, stored_outputs: list, tolerance, record:
     return aligned
 
 
+def within_tolerance(new_outputs: list, stored_outputs: list, tolerance: tuple[float, float], equal=None,
+                     skip_compare=NBVAL_SKIPPED) -> tuple[bool, list, list]:
+    """Whether the new outputs match the stored ones once every number within tolerance counts as stored,
+    with the differences accepted and the problems found (as ``aligned_outputs`` lists them).
+
+    ``equal(aligned, stored)`` is the exact comparison: nbval's own in ``make test``; by
+    default, the texts that nbval compares must be the same.
+    """
+    differences, problems = [], []
+    aligned = aligned_outputs(new_outputs, stored_outputs, tolerance, differences, problems, skip_compare)
+    if equal is None:
+        def equal(aligned, stored):
+            return compared_texts(aligned, skip_compare) == compared_texts(stored, skip_compare)
+    return not problems and equal(aligned, stored_outputs), differences, problems
+
+
 def pytest_addoption(parser):
     parser.getgroup("nbval").addoption(
         "--nbval-tolerance-report",
@@ -183,10 +216,10 @@ def pytest_configure(config):
         if tolerance is None:
             return False
         cell_id = f"{Path(str(self.parent.fspath)).name}::cell {self.cell_num}"
-        differences, problems = [], []
-        aligned = _aligned_outputs(test, ref, tolerance, differences, problems,
-                                   skip_compare or self.parent.skip_compare)
-        if not exact(self, aligned, ref, skip_compare):
+        accepted, differences, problems = within_tolerance(
+            test, ref, tolerance, equal=lambda aligned, ref: exact(self, aligned, ref, skip_compare),
+            skip_compare=skip_compare or self.parent.skip_compare)
+        if not accepted:
             # nbval's traceback shows the real output; say first what lies beyond the declared tolerance.
             declared = f"{METADATA_KEY} {{abs: {tolerance[0]:g}, rel: {tolerance[1]:g}}}"
             self.comparison_traceback[:0] = [f"beyond {declared}: {problem}" for problem in problems] or [f"beyond {declared}"]
@@ -194,8 +227,9 @@ def pytest_configure(config):
         _accepted[cell_id] = {
             "tolerance": {"abs": tolerance[0], "rel": tolerance[1]},
             "numbers_that_differed": len(differences),
-            "largest_difference": max((difference for _, difference in differences), default=0.0),
-            "largest_relative_difference": max((difference / abs(value) for value, difference in differences if value), default=0.0),
+            "largest_difference": max((difference for _, difference, _ in differences), default=0.0),
+            "largest_relative_difference": max((difference / abs(value) for value, difference, _ in differences if value), default=0.0),
+            "largest_share_of_the_allowed": max((difference / allowed for _, difference, allowed in differences if allowed), default=0.0),
         }
         return True
 

@@ -1,7 +1,7 @@
 """What the declared tolerances still catch: a real change, made in a copy of a chapter, and the cells it fails.
 
     python -m tools.real_changes chapters/NN-name.ipynb ...   # updates chapters/real-changes.json
-    python -m tools.real_changes --factors 2 chapters/06-cifar10-classifier.ipynb   # other factors than its own
+    python -m tools.real_changes chapters/06-cifar10-classifier.ipynb --factors 2   # other factors than its own
 
 A tolerance wide enough for another machine's rounding can be wide enough to hide a real
 change. This measures how wide is too wide. The change is the one that matters most in
@@ -13,17 +13,21 @@ outputs exactly as ``tools.nbval_tolerance`` compares them in ``make test``: the
 *catches* the change when nbval would fail it. ``margin`` is the largest difference the
 change made to one of the cell's numbers, in units of what the tolerance allows for that
 number (above 1: caught by that number). A cell that no learning rate reaches (data
-loading, a formula) has a margin of 0 under every factor.
+loading, a formula) has a margin of 0 under every factor. Each chapter also runs with the
+factor 1 (``CONTROL``), through the same patches: no cell may catch that, or what the
+others catch would not be the change.
 
 The results are kept in ``chapters/real-changes.json``, per notebook and per cell key
-(``tools.tolerances.cell_key``), with the tolerance they were measured against; a test
-checks that they are there, and measured against today's tolerances, for every such cell.
+(``tools.tolerances.cell_key``), with the tolerance and a hash of the stored outputs they
+were measured against; a test checks that they are there, and measured against today's
+tolerances and outputs, for every such cell.
 Chapters 3 and 5 prove two of them in ``tests/test_nbval_tolerance.py`` with nbval itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import re
@@ -33,15 +37,17 @@ from pathlib import Path
 
 import nbformat
 
-from tools.nbval_tolerance import _aligned_outputs, compare_numbers, compared_texts, parse_tolerance
-from tools.notebooks import _merge_streams
+from tools.nbval_tolerance import compare_numbers, compared_texts, parse_tolerance, within_tolerance
+from tools.notebooks import execute_with_first_cell
 from tools.tolerances import cell_key
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "chapters" / "real-changes.json"
 # Each chapter's factors: Chapters 6 and 7 take minutes a run, and change little at 1.1; Chapter 1 has no learning rate.
-FACTORS = {"01-tensors": (1.5,), "06-cifar10-classifier": (1.5, 2.0), "07-better-convnets": (1.5, 2.0)}
-DEFAULT_FACTORS = (1.01, 1.1, 1.5)
+# Every chapter also runs unchanged (CONTROL), through the same patches: no cell may catch that.
+CONTROL = 1.0
+FACTORS = {"01-tensors": (CONTROL, 1.5), "06-cifar10-classifier": (CONTROL, 1.5, 2.0), "07-better-convnets": (CONTROL, 1.5, 2.0)}
+DEFAULT_FACTORS = (CONTROL, 1.01, 1.1, 1.5)
 HAND_WRITTEN_UPDATE = re.compile(r"(?<![\w.])(learning_rate(?:\(\w*\))?) \* ")  # learning_rate * g, learning_rate(epoch) * g
 
 SCALE_OPTIMIZERS = """\
@@ -67,41 +73,34 @@ _torch.optim.lr_scheduler.OneCycleLR.__init__ = _scaled_one_cycle_init
 
 
 def changed_notebook(notebook: nbformat.NotebookNode, factor: float) -> nbformat.NotebookNode:
-    """A copy of the notebook whose every learning rate is ``factor`` times larger, with a first cell that does it."""
+    """A copy of the notebook whose every hand-written learning-rate update is ``factor`` times larger
+    (the optimizers are scaled by ``SCALE_OPTIMIZERS``, run as its first cell)."""
     copy = nbformat.from_dict(json.loads(json.dumps(notebook)))
     for cell in copy.cells:
         if cell.cell_type == "code":
             cell.source = HAND_WRITTEN_UPDATE.sub(lambda match: f"({factor!r} * {match[1]}) * ", cell.source)
-    copy.cells.insert(0, nbformat.v4.new_code_cell(SCALE_OPTIMIZERS.format(factor=factor)))
     return copy
 
 
-def execute(notebook: nbformat.NotebookNode, folder: Path, timeout: int = 1800) -> nbformat.NotebookNode:
-    from nbclient import NotebookClient
-
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(folder)}}).execute()
-    notebook.cells.pop(0)  # the cell that made the change
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            cell.outputs = _merge_streams(cell.outputs)  # as `make execute` stores them
-    return notebook
+def execute(notebook: nbformat.NotebookNode, folder: Path, factor: float, timeout: int = 1800) -> nbformat.NotebookNode:
+    """The stored notebook executed with every learning rate ``factor`` times larger; errors become outputs."""
+    return execute_with_first_cell(changed_notebook(notebook, factor), folder, SCALE_OPTIMIZERS.format(factor=factor),
+                                   timeout=timeout, allow_errors=True)
 
 
-def margin(new_outputs: list, stored_outputs: list, tolerance: tuple[float, float]) -> float:
-    """The largest difference of one number, over what the tolerance allows it; inf when more than numbers changed."""
+def margin(new_outputs: list, stored_outputs: list, tolerance: tuple[float, float]) -> float | None:
+    """The largest difference of one number, over what the tolerance allows it: inf when a number that the
+    tolerance holds exact changed (a count in a cell that declares only ``abs``), None when more than numbers changed."""
     new, stored = compared_texts(new_outputs), compared_texts(stored_outputs)
     if [key for key, _ in new] != [key for key, _ in stored]:
-        return math.inf
+        return None
     largest = 0.0
     for (_, new_text), (_, stored_text) in zip(new, stored):
-        # With no bound, the plugin's comparison reports only other words or another count of numbers, and lists
-        # every number that changed: (stored value, difference).
-        differences, problem = compare_numbers(new_text, stored_text, (math.inf, math.inf))
+        # Every number that changed, with what its tolerance allows it; a problem is only other words or another count.
+        differences, problem = compare_numbers(new_text, stored_text, tolerance, only_words=True)
         if problem is not None:
-            return math.inf
-        for value, difference in differences:
-            allowed = tolerance[0] + tolerance[1] * abs(value)
+            return None
+        for _, difference, allowed in differences:  # allowed: abs for a fraction, rel times its size for the rest
             if difference:
                 largest = max(largest, difference / allowed if allowed else math.inf)
     return largest
@@ -109,29 +108,33 @@ def margin(new_outputs: list, stored_outputs: list, tolerance: tuple[float, floa
 
 def caught(new_outputs: list, stored_outputs: list, tolerance: tuple[float, float]) -> bool:
     """Whether make test's comparison (nbval, with the declared tolerance) fails these outputs."""
-    problems: list = []
-    aligned = _aligned_outputs(new_outputs, stored_outputs, tolerance, [], problems)
-    return bool(problems) or compared_texts(aligned) != compared_texts(stored_outputs)
+    return not within_tolerance(new_outputs, stored_outputs, tolerance)[0]
+
+
+def stored_outputs_hash(cell) -> str:
+    """A hash of what nbval compares in a cell's stored outputs: results measured against other outputs are stale."""
+    return hashlib.sha1(json.dumps(compared_texts(cell.outputs)).encode()).hexdigest()[:12]
 
 
 def measure(notebook_path: Path, factors: tuple[float, ...], save=lambda results: None) -> dict:
     stored = nbformat.read(notebook_path, as_version=4)
     code = [cell for cell in stored.cells if cell.cell_type == "code"]
     tolerated = [(index, cell) for index, cell in enumerate(code) if parse_tolerance(cell.metadata)]
-    results = {cell_key(cell): {"cell": index, "tolerance": dict(cell.metadata["nbval-tolerance"]), "factors": {}}
+    results = {cell_key(cell): {"cell": index, "tolerance": dict(cell.metadata["nbval-tolerance"]),
+                                "stored_outputs": stored_outputs_hash(cell), "factors": {}}
                for index, cell in tolerated}
     for factor in factors:
         start = time.perf_counter()
-        run = execute(changed_notebook(stored, factor), notebook_path.parent)
+        run = execute(stored, notebook_path.parent, factor)
         new_code = [cell for cell in run.cells if cell.cell_type == "code"]
         for index, cell in tolerated:
             tolerance = parse_tolerance(cell.metadata)
             outputs = new_code[index].outputs
             errored = any(output.get("output_type") == "error" for output in outputs)
+            largest = None if errored else margin(outputs, cell.outputs, tolerance)
             entry = {"caught": errored or caught(outputs, cell.outputs, tolerance),
-                     "margin": "error" if errored else round(margin(outputs, cell.outputs, tolerance), 2)}
-            if entry["margin"] == math.inf:
-                entry["margin"] = "other words"
+                     "margin": ("error" if errored else "other words" if largest is None
+                                else "a number held exact" if largest == math.inf else round(largest, 2))}
             results[cell_key(cell)]["factors"][f"{factor:g}"] = entry
         found = sum(results[cell_key(cell)]["factors"][f"{factor:g}"]["caught"] for _, cell in tolerated)
         print(f"{notebook_path.name}: learning rates x{factor:g}: {found} of {len(tolerated)} cells with a "
@@ -170,7 +173,7 @@ def main(argv: list[str]) -> int:
 
         def save(measured: dict) -> None:
             for key, entry in measured.items():
-                if key in kept and kept[key]["tolerance"] == entry["tolerance"]:
+                if key in kept and all(kept[key].get(k) == entry[k] for k in ("tolerance", "stored_outputs")):
                     entry["factors"] = {**kept[key]["factors"], **entry["factors"]}
                 entry["smallest_factor_caught"] = smallest_caught(entry)
             results[path.name] = measured  # cells no longer there, or no longer tolerated, are dropped

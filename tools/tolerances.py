@@ -63,8 +63,8 @@ from pathlib import Path
 
 import nbformat
 
-from tools.nbval_tolerance import NUMBER, compare_numbers, compared_texts, number_value
-from tools.notebooks import _merge_streams
+from tools.nbval_tolerance import NUMBER, compare_numbers, compared_texts, is_fraction, number_value
+from tools.notebooks import execute_with_first_cell
 
 ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS = ROOT / "chapters" / "tolerances.json"
@@ -138,19 +138,9 @@ def perturb_every_operation(seed: int):
 
 def perturbed_run(notebook_path: Path, seed: int, timeout: int = 1200) -> nbformat.NotebookNode:
     """The stored notebook executed again, in its folder, with every operation's rounding perturbed."""
-    from nbclient import NotebookClient
-
-    notebook = nbformat.read(notebook_path, as_version=4)
-    setup = nbformat.v4.new_code_cell(f"from tools.tolerances import perturb_every_operation\n"
-                                      f"_perturbation = perturb_every_operation(seed={seed})")
-    notebook.cells.insert(0, setup)
-    NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=False,
-                   resources={"metadata": {"path": str(notebook_path.parent)}}).execute()
-    notebook.cells.pop(0)
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            cell.outputs = _merge_streams(cell.outputs)  # as `make execute` stores them
-    return notebook
+    return execute_with_first_cell(nbformat.read(notebook_path, as_version=4), notebook_path.parent,
+                                   f"from tools.tolerances import perturb_every_operation\n"
+                                   f"_perturbation = perturb_every_operation(seed={seed})", timeout=timeout)
 
 
 # --- 2. What nbval compares, and its numbers ---------------------------------------------------
@@ -183,10 +173,6 @@ def last_digit_unit(token: str) -> float:
     decimals = len(mantissa.split(".")[1]) if "." in mantissa else 0
     unit = 10.0 ** (exponent - decimals)
     return unit / 100 if token.endswith("%") else unit
-
-
-def is_fraction(token: str, value: float) -> bool:
-    return token.endswith("%") or abs(value) <= 1
 
 
 def spreads(runs_texts: list[list[tuple[str, str]]]) -> tuple[list[dict], str | None]:
