@@ -92,6 +92,7 @@ def notebook_printing(value_source: str, stored: str, tolerance: dict | None) ->
         ("0.4205", {"abs": 0.001}, True),  # another machine's last digit
         ("0.4205", None, False),  # no declared tolerance: exact, as nbval always was
         ("0.4300", {"abs": 0.001}, False),  # a real change
+        ("0.4205", {"rel": 0.5}, False),  # a fraction in a cell that declares only rel is held exact
     ],
 )
 def test_nbval_with_the_plugin_passes_only_what_the_tolerance_covers(tmp_path, printed, tolerance, passes):

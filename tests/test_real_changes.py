@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import nbformat
 import pytest
@@ -32,6 +33,9 @@ def test_caught_and_margin_agree_with_the_declared_tolerance():
     # abs covers the fractions only: a count that changes in a cell that declares no rel is held exact.
     counted, recounted = stream("3 mistakes, accuracy 80.0%\n"), stream("4 mistakes, accuracy 80.0%\n")
     assert caught(recounted, counted, tolerance) and margin(recounted, counted, tolerance) == float("inf")
+    # A last-bit difference in a number held exact is no change for the plugin, nor for the margin.
+    tiny, tinier = stream("x 1e-13\n"), stream("x 2e-13\n")
+    assert not caught(tinier, tiny, (0.0, 0.1)) and margin(tinier, tiny, (0.0, 0.1)) == 0
 
 
 def test_the_change_scales_every_optimizer_and_every_hand_written_update():
@@ -101,7 +105,7 @@ def test_every_cell_with_a_tolerance_has_its_real_changes_measured(notebook_path
     assert not problems, "\n".join(problems)
 
 
-def test_a_cell_without_current_measurements_is_caught(tmp_path):
+def test_a_cell_without_current_measurements_is_caught(tmp_path, monkeypatch):
     """The check above fails on a tolerated cell that the results do not know, on one re-derived or executed again
     since, and on results of a cell that no longer declares a tolerance (planted)."""
     path = tmp_path / "07-better-convnets.ipynb"
@@ -119,6 +123,21 @@ def test_a_cell_without_current_measurements_is_caught(tmp_path):
     nbformat.write(stored, path)
     with pytest.raises(AssertionError, match="measured against other stored outputs"):
         test_every_cell_with_a_tolerance_has_its_real_changes_measured(path)
+    # Results without the control run, or with a control that the cell fails.
+    nbformat.write(nbformat.read(RESULTS.parent / path.name, as_version=4), path)
+    results = json.loads(RESULTS.read_text())
+    entry = results[path.name][cell_key(tolerated)]
+    planted = tmp_path / "real-changes.json"
+    monkeypatch.setattr(sys.modules[__name__], "RESULTS", planted)
+    for control, message in ((None, "no control run"), ({"caught": True, "margin": 1.5}, "the unchanged run fails the cell")):
+        if control is None:
+            del entry["factors"][f"{CONTROL:g}"]
+        else:
+            entry["factors"][f"{CONTROL:g}"] = control
+        planted.write_text(json.dumps(results))
+        with pytest.raises(AssertionError, match=message):
+            test_every_cell_with_a_tolerance_has_its_real_changes_measured(path)
+    monkeypatch.undo()
     del tolerated.metadata["nbval-tolerance"]  # a cell that no longer declares a tolerance, still in the results
     nbformat.write(stored, path)
     with pytest.raises(AssertionError, match="no cell with a tolerance has that code now"):

@@ -81,6 +81,11 @@ def allowed_difference(token: str, tolerance: tuple[float, float]) -> float:
     return absolute if is_fraction(token, value) else relative * abs(value)
 
 
+def beyond(difference: float, allowed: float) -> bool:
+    """Whether a difference exceeds what is allowed ("at most": 0.869 - 0.865 is 0.0040000000000000036 in binary)."""
+    return difference > allowed * (1 + 1e-9) + 1e-12
+
+
 def _line_of(text: str, position: int) -> int:
     return text.count("\n", 0, position) + 1
 
@@ -119,7 +124,7 @@ def compare_numbers(new: str, stored: str, tolerance: tuple[float, float],
         stored_value = number_value(stored_token)
         difference = abs(number_value(new_token) - stored_value)
         allowed = allowed_difference(stored_token, tolerance)
-        if not only_words and difference > allowed * (1 + 1e-9) + 1e-12:  # 0.869 - 0.865 is 0.0040000000000000036 in binary
+        if not only_words and beyond(difference, allowed):
             return differences, (f"line {line}: {new_token} where {stored_token} was stored: "
                                  f"a difference of {difference:.6g}, beyond the {allowed:.6g} allowed")
         differences.append((stored_value, difference, allowed))

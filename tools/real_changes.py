@@ -2,6 +2,8 @@
 
     python -m tools.real_changes chapters/NN-name.ipynb ...   # updates chapters/real-changes.json
     python -m tools.real_changes chapters/06-cifar10-classifier.ipynb --factors 2   # other factors than its own
+    # (kept results of the other factors stay only while the cell's tolerance and stored outputs do; include 1, the
+    # control, after either changed)
 
 A tolerance wide enough for another machine's rounding can be wide enough to hide a real
 change. This measures how wide is too wide. The change is the one that matters most in
@@ -37,7 +39,7 @@ from pathlib import Path
 
 import nbformat
 
-from tools.nbval_tolerance import compare_numbers, compared_texts, parse_tolerance, within_tolerance
+from tools.nbval_tolerance import beyond, compare_numbers, compared_texts, parse_tolerance, within_tolerance
 from tools.notebooks import execute_with_first_cell
 from tools.tolerances import cell_key
 
@@ -74,7 +76,7 @@ _torch.optim.lr_scheduler.OneCycleLR.__init__ = _scaled_one_cycle_init
 
 def changed_notebook(notebook: nbformat.NotebookNode, factor: float) -> nbformat.NotebookNode:
     """A copy of the notebook whose every hand-written learning-rate update is ``factor`` times larger
-    (the optimizers are scaled by ``SCALE_OPTIMIZERS``, run as its first cell)."""
+    (``execute`` scales the optimizers, with ``SCALE_OPTIMIZERS`` run before the copy's first cell)."""
     copy = nbformat.from_dict(json.loads(json.dumps(notebook)))
     for cell in copy.cells:
         if cell.cell_type == "code":
@@ -101,8 +103,10 @@ def margin(new_outputs: list, stored_outputs: list, tolerance: tuple[float, floa
         if problem is not None:
             return None
         for _, difference, allowed in differences:  # allowed: abs for a fraction, rel times its size for the rest
-            if difference:
-                largest = max(largest, difference / allowed if allowed else math.inf)
+            if allowed:
+                largest = max(largest, difference / allowed)
+            elif beyond(difference, allowed):  # as the plugin decides it: a last-bit difference is not a change
+                largest = math.inf
     return largest
 
 
