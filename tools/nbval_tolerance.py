@@ -18,8 +18,9 @@ A number in the re-run output then passes when it differs from the stored one by
 number at most 1 in size: accuracies, most losses), and by at most ``rel * |stored|``
 otherwise (counts, larger losses, epochs): the two kinds that the rule below derives
 ``abs`` and ``rel`` from, so neither widens the other's check. Everything else in the
-output (the words, the order, how many numbers there are) must still match exactly. Cells without the key are compared
-exactly, as nbval always does; glued values are outputs of their cell, so the cell's
+output (the words, the order, how many numbers there are) must still match exactly.
+Cells without the key are compared exactly, as nbval always does; glued values are
+outputs of their cell, so the cell's
 tolerance covers them too. Nothing is blanked out: a number outside its tolerance fails
 the cell with nbval's usual diff of the real output.
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import json
 import re
 import sys
 from pathlib import Path
@@ -60,14 +59,14 @@ def execute(source: str | Path) -> Path:
 
 def execute_with_first_cell(notebook: nbformat.NotebookNode, folder: Path, first_cell: str, *,
                             timeout: int = EXECUTION_TIMEOUT_S, allow_errors: bool = False) -> nbformat.NotebookNode:
-    """A copy of a stored notebook executed in ``folder`` after ``first_cell`` (which changes how it runs).
+    """``notebook`` (the caller's own copy of a stored notebook) executed in ``folder`` after ``first_cell``
+    (which changes how it runs), in place, and returned.
 
     What the tools that re-run a chapter under a change share: the first cell is dropped again,
     so the copy's cells line up with the stored ones, and its streams are merged as `make execute` stores them.
     """
     from nbclient import NotebookClient
 
-    notebook = nbformat.from_dict(json.loads(json.dumps(notebook)))
     notebook.cells.insert(0, nbformat.v4.new_code_cell(first_cell))
     NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=allow_errors,
                    resources={"metadata": {"path": str(folder)}}).execute()

@@ -182,7 +182,7 @@ def spreads(runs_texts: list[list[tuple[str, str]]]) -> tuple[list[dict], str | 
         if [key for key, _ in texts] != [key for key, _ in stored]:
             return [], f"run {r} has other outputs: {[k for k, _ in texts]} where {[k for k, _ in stored]} were stored"
         for (key, text), (_, stored_text) in zip(texts, stored):
-            problem = compare_numbers(text, stored_text, (math.inf, math.inf))[1]  # what no tolerance accepts
+            problem = compare_numbers(text, stored_text, (0.0, 0.0), only_words=True)[1]  # what no tolerance accepts
             if problem is not None:
                 return [], f"run {r} printed {key} otherwise: {problem}"
     numbers = []
