@@ -39,7 +39,7 @@ from pathlib import Path
 
 import nbformat
 
-from tools.nbval_tolerance import beyond, compare_numbers, compared_texts, parse_tolerance, within_tolerance
+from tools.nbval_tolerance import METADATA_KEY, beyond, compare_numbers, compared_texts, parse_tolerance, within_tolerance
 from tools.notebooks import execute_with_first_cell
 from tools.tolerances import cell_key
 
@@ -124,7 +124,7 @@ def measure(notebook_path: Path, factors: tuple[float, ...], save=lambda results
     stored = nbformat.read(notebook_path, as_version=4)
     code = [cell for cell in stored.cells if cell.cell_type == "code"]
     tolerated = [(index, cell) for index, cell in enumerate(code) if parse_tolerance(cell.metadata)]
-    results = {cell_key(cell): {"cell": index, "tolerance": dict(cell.metadata["nbval-tolerance"]),
+    results = {cell_key(cell): {"cell": index, "tolerance": dict(cell.metadata[METADATA_KEY]),
                                 "stored_outputs": stored_outputs_hash(cell), "factors": {}}
                for index, cell in tolerated}
     for factor in factors:

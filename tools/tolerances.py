@@ -63,7 +63,7 @@ from pathlib import Path
 
 import nbformat
 
-from tools.nbval_tolerance import NUMBER, compare_numbers, compared_texts, is_fraction, number_value
+from tools.nbval_tolerance import METADATA_KEY, NUMBER, compare_numbers, compared_texts, is_fraction, number_value
 from tools.notebooks import execute_with_first_cell
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,7 +72,6 @@ RUNS = ROOT / "_build" / "perturbed-runs"
 MULTIPLE = 6
 CONFIDENCE = 0.95  # the spread is taken at its upper bound at this confidence
 DEFAULT_RUNS = 4
-METADATA_KEY = "nbval-tolerance"
 
 
 # --- 1. Perturbed runs -------------------------------------------------------------------------
