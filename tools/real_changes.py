@@ -19,10 +19,13 @@ loading, a formula) has a margin of 0 under every factor. Each chapter also runs
 factor 1 (``CONTROL``), through the same patches: no cell may catch that, or what the
 others catch would not be the change.
 
-The results are kept in ``chapters/real-changes.json``, per notebook and per cell key
-(``tools.tolerances.cell_key``), with the tolerance and a hash of the stored outputs they
-were measured against; a test checks that they are there, and measured against today's
-tolerances and outputs, for every such cell.
+The results are kept in ``chapters/real-changes.json``, per notebook (with the commit they
+were measured at) and per cell key (``tools.tolerances.measured_keys``), with the tolerance
+and a hash of the stored outputs they were measured against. This is an audit, run when a
+maintainer chooses (running.md says when), not a gate: ``make test`` checks only that the
+recorded results agree with themselves and with running.md's table, and
+``python -m tools.real_changes --status`` lists the cells whose results are missing or were
+measured against another tolerance or other stored outputs.
 Chapters 3 and 5 prove two of them in ``tests/test_nbval_tolerance.py`` with nbval itself.
 """
 
@@ -41,7 +44,7 @@ import nbformat
 
 from tools.nbval_tolerance import METADATA_KEY, beyond, compare_numbers, compared_texts, parse_tolerance, within_tolerance
 from tools.notebooks import execute_with_first_cell
-from tools.tolerances import cell_key
+from tools.tolerances import MEASURED_AT, cells_measured, measured_at, measured_keys
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "chapters" / "real-changes.json"
@@ -124,7 +127,8 @@ def measure(notebook_path: Path, factors: tuple[float, ...], save=lambda results
     stored = nbformat.read(notebook_path, as_version=4)
     code = [cell for cell in stored.cells if cell.cell_type == "code"]
     tolerated = [(index, cell) for index, cell in enumerate(code) if parse_tolerance(cell.metadata)]
-    results = {cell_key(cell): {"cell": index, "tolerance": dict(cell.metadata[METADATA_KEY]),
+    key_of = {id(cell): key for key, cell in measured_keys(stored).items()}
+    results = {key_of[id(cell)]: {"cell": index, "tolerance": dict(cell.metadata[METADATA_KEY]),
                                 "stored_outputs": stored_outputs_hash(cell), "factors": {}}
                for index, cell in tolerated}
     for factor in factors:
@@ -139,8 +143,8 @@ def measure(notebook_path: Path, factors: tuple[float, ...], save=lambda results
             entry = {"caught": errored or caught(outputs, cell.outputs, tolerance),
                      "margin": ("error" if errored else "other words" if largest is None
                                 else "a number held exact" if largest == math.inf else round(largest, 2))}
-            results[cell_key(cell)]["factors"][f"{factor:g}"] = entry
-        found = sum(results[cell_key(cell)]["factors"][f"{factor:g}"]["caught"] for _, cell in tolerated)
+            results[key_of[id(cell)]]["factors"][f"{factor:g}"] = entry
+        found = sum(results[key_of[id(cell)]]["factors"][f"{factor:g}"]["caught"] for _, cell in tolerated)
         print(f"{notebook_path.name}: learning rates x{factor:g}: {found} of {len(tolerated)} cells with a "
               f"tolerance catch it ({time.perf_counter() - start:.0f} s)", flush=True)
         save(results)  # after each factor: a later one that fails or times out loses only itself
@@ -155,7 +159,8 @@ def smallest_caught(entry: dict) -> str | None:
 def summary(results: dict) -> list[dict]:
     """Per chapter: its cells with a tolerance, and how many of them catch each factor measured."""
     rows = []
-    for notebook, cells in sorted(results.items()):
+    for notebook, chapter in sorted(results.items()):
+        cells = cells_measured(chapter)
         factors = sorted({float(factor) for entry in cells.values() for factor in entry["factors"]})
         row = {"chapter": int(notebook[:2]), "cells": len(cells), "caught": {}}
         for factor in factors:
@@ -165,22 +170,54 @@ def summary(results: dict) -> list[dict]:
     return rows
 
 
+def stale(notebook_path: Path, results: dict) -> list[str]:
+    """The cells with a tolerance whose recorded results are missing, or were measured against another
+    tolerance or other stored outputs (the audit is then older than the chapter: re-run it when it matters)."""
+    chapter = results.get(notebook_path.name, {})
+    measured, notes = cells_measured(chapter), []
+    tolerated = {key: cell for key, cell in measured_keys(nbformat.read(notebook_path, as_version=4)).items()
+                 if parse_tolerance(cell.metadata)}
+    for key, cell in tolerated.items():
+        where = f"{notebook_path.name}: {cell.source.splitlines()[0][:60]!r}"
+        entry = measured.get(key)
+        if entry is None:
+            notes.append(f"{where}: no real change measured")
+        elif entry["tolerance"] != dict(cell.metadata[METADATA_KEY]):
+            notes.append(f"{where}: measured against {entry['tolerance']}, now declares {dict(cell.metadata[METADATA_KEY])}")
+        elif entry.get("stored_outputs") != stored_outputs_hash(cell):
+            notes.append(f"{where}: measured against other stored outputs (executed again since)")
+    notes += [f"{notebook_path.name}: cell {measured[key]['cell']}: measured, but no cell with a tolerance prints those words now"
+              for key in set(measured) - set(tolerated)]
+    return notes
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--factors", nargs="+", type=float, help="instead of each chapter's own (FACTORS)")
+    parser.add_argument("--status", action="store_true", help="list the cells whose results are stale; run nothing")
     args = parser.parse_args(argv)
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    if args.status:
+        for path in args.notebooks:
+            path = path.with_suffix(".ipynb").resolve()
+            notes = stale(path, results)
+            print(f"{path.name}: measured at {results.get(path.name, {}).get(MEASURED_AT, 'never')}; "
+                  f"{len(notes) or 'no'} stale cell{'s' * (len(notes) != 1)}")
+            for note in notes:
+                print(f"  {note}")
+        return 0
     for path in args.notebooks:
         path = path.with_suffix(".ipynb").resolve()
-        kept = results.get(path.name, {})
+        kept = cells_measured(results.get(path.name, {}))
+        when = measured_at()
 
         def save(measured: dict) -> None:
             for key, entry in measured.items():
                 if key in kept and all(kept[key].get(k) == entry[k] for k in ("tolerance", "stored_outputs")):
                     entry["factors"] = {**kept[key]["factors"], **entry["factors"]}
                 entry["smallest_factor_caught"] = smallest_caught(entry)
-            results[path.name] = measured  # cells no longer there, or no longer tolerated, are dropped
+            results[path.name] = {MEASURED_AT: when, **measured}  # cells no longer there, or no longer tolerated, are dropped
             RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
 
         measure(path, tuple(args.factors or FACTORS.get(path.stem, DEFAULT_FACTORS)), save)

@@ -36,15 +36,18 @@ whose *words* change between runs (a label hanging on a near tie, a count that c
 how many numbers are printed) cannot be given a tolerance: the derivation reports it, and
 the chapter should print something stable instead.
 
-Every measurement is kept in ``chapters/tolerances.json``, keyed by notebook and by a hash
-of the cell's code without its comments (so a cell whose code changed asks for a new derivation), and the declared
-tolerances are written into each cell's metadata, in the ``.md`` and the ``.ipynb``:
+Every measurement is kept in ``chapters/tolerances.json``, with the commit it was measured at,
+keyed by notebook and by a hash of the words the cell prints (``measured_keys``: a renamed
+variable, or a re-execution whose numbers moved within their tolerance, keeps the key; a
+cell that prints other words asks for a new derivation), and the declared tolerances are
+written into each cell's metadata, in the ``.md`` and the ``.ipynb``:
 
     python -m tools.tolerances derive chapters/05-nn-module.ipynb [--runs 4]   # make tolerances
     python -m tools.tolerances declare chapters/05-nn-module.ipynb   # the rule again, on the kept measurements
 
 ``tests/test_tolerances.py`` checks that every declared tolerance is the one the rule gives
-from the kept measurement, and that every measured cell declares it.
+from the kept measurement, and that every measured cell declares it. Deriving is an audit,
+run when a maintainer chooses (running.md says when); the check is part of ``make test``.
 """
 
 from __future__ import annotations
@@ -72,6 +75,7 @@ RUNS = ROOT / "_build" / "perturbed-runs"
 MULTIPLE = 6
 CONFIDENCE = 0.95  # the spread is taken at its upper bound at this confidence
 DEFAULT_RUNS = 4
+MEASURED_AT = "measured_at"  # each chapter's entry in the measurements: the commit they were measured at
 
 
 # --- 1. Perturbed runs -------------------------------------------------------------------------
@@ -145,11 +149,28 @@ def perturbed_run(notebook_path: Path, seed: int, timeout: int = 1200) -> nbform
 # --- 2. What nbval compares, and its numbers ---------------------------------------------------
 
 def cell_key(cell) -> str:
-    """A cell's key in the measurements: a hash of its code without comments, so that a cell whose
-    code changed needs a new derivation, and one whose comments changed does not."""
+    """A hash of a cell's code without its comments (``tools.chapter7_runs`` keys its recipe so)."""
     from tools.translation import code_tokens
 
     return hashlib.sha1(repr(code_tokens(cell.source)).encode()).hexdigest()[:12]
+
+
+def output_words(cell) -> str:
+    """What nbval compares in a cell's outputs, with every number left out and spaces collapsed: its words."""
+    return repr([(key, " ".join(NUMBER.sub("#", text).split())) for key, text in cell_texts(cell)])
+
+
+def measured_keys(notebook) -> dict[str, object]:
+    """Each compared cell by its key in the measurements: a hash of its outputs' words (``-1``, ``-2`` after it
+    for the second and third cell that prints the same words). Renaming a variable, editing a comment, or
+    numbers that moved within their tolerance leave the key as it was; a cell that prints other words has
+    another key, and asks for a new derivation."""
+    keys, seen = {}, {}
+    for cell in compared_cells(notebook):
+        base = hashlib.sha1(output_words(cell).encode()).hexdigest()[:12]
+        keys[f"{base}-{seen[base]}" if base in seen else base] = cell
+        seen[base] = seen.get(base, 0) + 1
+    return keys
 
 
 def compared_cells(notebook) -> list:
@@ -275,14 +296,38 @@ def load_measurements() -> dict:
     return json.loads(MEASUREMENTS.read_text()) if MEASUREMENTS.exists() else {}
 
 
+def cells_measured(chapter: dict) -> dict:
+    """A chapter's measurements without the commit they were measured at."""
+    return {key: entry for key, entry in chapter.items() if key != MEASURED_AT}
+
+
+def measured_at() -> str:
+    """The commit a measurement is made on top of (with ``+`` when the working tree had changes), and the date."""
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+
+    commit = git("rev-parse", "--short=12", "HEAD") or "unknown"
+    dirty = "+" if git("status", "--porcelain", "--untracked-files=no") else ""
+    return f"{commit}{dirty} {time.strftime('%Y-%m-%d', time.gmtime())}"
+
+
 def write_tolerances(notebook_path: Path, declared: dict[str, dict]) -> None:
-    """Set (or remove) each compared cell's declared tolerance in the .ipynb and its paired .md."""
+    """Set (or remove) each compared cell's declared tolerance in the .ipynb and its paired .md.
+
+    The .md stores no outputs, so its cells are found by their place among the compared cells of the .ipynb.
+    """
     import jupytext
 
+    keys = list(measured_keys(nbformat.read(notebook_path, as_version=4)))
     for path in (notebook_path, notebook_path.with_suffix(".md")):
         notebook = jupytext.read(path)
-        for cell in compared_cells(notebook):
-            tolerance = declared.get(cell_key(cell))
+        cells = compared_cells(notebook)
+        if len(cells) != len(keys):
+            raise SystemExit(f"{path} and {notebook_path.name} differ in their compared cells: run `make sync` first")
+        for key, cell in zip(keys, cells):
+            tolerance = declared.get(key)
             if tolerance:
                 cell.metadata[METADATA_KEY] = tolerance
             else:
@@ -311,7 +356,7 @@ def derive(notebook_path: Path, runs: int) -> list[str]:
     declared = {}
     volatile = []
     perturbed_cells = [compared_cells(nb) for nb in executed]
-    for position, cell in enumerate(compared_cells(stored)):
+    for position, (key, cell) in enumerate(measured_keys(stored).items()):
         runs_texts = [cell_texts(cell)] + [cell_texts(cells[position]) for cells in perturbed_cells]
         if all(texts == runs_texts[0] for texts in runs_texts[1:]):
             continue  # exact under every perturbation
@@ -322,12 +367,12 @@ def derive(notebook_path: Path, runs: int) -> list[str]:
             continue
         entry = {"first_line": first_line, "runs": runs + 1, "multiple": MULTIPLE, **summary(numbers)}
         entry["tolerance"] = tolerance_of_measurement(entry)
-        chapter[cell_key(cell)] = entry
-        declared[cell_key(cell)] = entry["tolerance"]
-    measurements[notebook_path.name] = chapter
+        chapter[key] = entry
+        declared[key] = entry["tolerance"]
+    measurements[notebook_path.name] = {MEASURED_AT: measured_at(), **chapter}
     MEASUREMENTS.write_text(json.dumps(measurements, indent=1, sort_keys=True) + "\n")
     write_tolerances(notebook_path, declared)
-    for entry in chapter.values():
+    for entry in cells_measured(chapter).values():
         print(f"  {entry['first_line']!r}: {entry['numbers_that_varied']} of {entry['numbers']} numbers varied -> {entry['tolerance']}")
     return volatile
 
@@ -338,15 +383,16 @@ def declare(notebook_path: Path) -> None:
     chapter = measurements.get(notebook_path.name)
     if not chapter:
         raise SystemExit(f"{MEASUREMENTS.name} keeps no measurements of {notebook_path.name}: run `derive` first")
-    cells = {cell_key(cell) for cell in compared_cells(nbformat.read(notebook_path, as_version=4))}
-    if set(chapter) - cells:
-        raise SystemExit(f"{notebook_path.name}: {len(set(chapter) - cells)} measured cells are no longer in the chapter "
-                         f"(their code changed): run `derive` again")
-    for entry in chapter.values():
+    cells = set(measured_keys(nbformat.read(notebook_path, as_version=4)))
+    missing = set(cells_measured(chapter)) - cells
+    if missing:
+        raise SystemExit(f"{notebook_path.name}: {len(missing)} measured cells are no longer in the chapter "
+                         f"(they print other words): run `derive` again")
+    for entry in cells_measured(chapter).values():
         entry["multiple"] = MULTIPLE
         entry["tolerance"] = tolerance_of_measurement(entry)
     MEASUREMENTS.write_text(json.dumps(measurements, indent=1, sort_keys=True) + "\n")
-    write_tolerances(notebook_path, {key: entry["tolerance"] for key, entry in chapter.items()})
+    write_tolerances(notebook_path, {key: entry["tolerance"] for key, entry in cells_measured(chapter).items()})
 
 
 def main(argv: list[str]) -> int:
