@@ -32,7 +32,7 @@ def usable_cpus() -> list[int]:
 @pytest.mark.skipif(len(usable_cpus()) < 2 or shutil.which("taskset") is None,
                     reason="needs two CPUs it can pin processes to, and taskset (util-linux)")
 def test_two_workers_start_processes_that_see_one_cpu_and_run_one_thread(tmp_path):
-    """As make test-other-machines runs its one-CPU containers: one CPU and one PyTorch thread per kernel."""
+    """As make test runs its chapters: one CPU and one PyTorch thread per kernel, each worker on its own CPU."""
     (tmp_path / "test_probe.py").write_text(textwrap.dedent("""
         import json, os, subprocess, sys
 

@@ -104,10 +104,12 @@ def test_a_run_records_the_chapters_that_pass_and_only_those(book, monkeypatch, 
     root, chapters = book
     good, bad = chapters
     notebook = nbformat.read(bad, as_version=4)
-    notebook.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="'03'\n")]  # it prints '02'
+    notebook.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="03\n")]  # it prints 02
+    notebook.cells[0].execution_count = 1
     nbformat.write(notebook, bad)
     notebook = nbformat.read(good, as_version=4)
-    notebook.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="'01'\n")]
+    notebook.cells[0].outputs = [nbformat.v4.new_output("stream", name="stdout", text="01\n")]
+    notebook.cells[0].execution_count = 1
     nbformat.write(notebook, good)
     monkeypatch.setattr(other_machines, "WORK", root / "_build" / "other-machines")
     record_path = root / "other-machines.json"

@@ -502,8 +502,8 @@ def test_markdown_check_catches_planted_leftovers(site):
 # A new name goes here; a new English word in a sentence is a translation still to do.
 KOREAN_PROSE_LATIN_TOKENS = frozenset("""
     PyTorch NumPy Python Jupyter Colab Google Binder torchvision matplotlib imageio pydicom PIL libjpeg
-    jupytext nbval pytest Sphinx gettext MyST MyST-NB Markdown Chromium GitHub git GNU Make readme
-    Linux Windows macOS Mac Apple AMD Intel Zen Core x86 x86-64 AVX2 AVX-512 NEON BLAS MKL oneDNN MPS vCPU VM CI TensorFlow Keras
+    jupytext nbval pytest Sphinx LaTeX gettext MyST MyST-NB Markdown Chromium GitHub Pages git GNU Make readme
+    Linux Windows macOS Mac Apple AMD Intel Zen Core x86 x86-64 arm64 AVX AVX2 AVX-512 NEON BLAS MKL oneDNN MPS vCPU VM CI TensorFlow Keras
     CUDA GPU CPU A100 V100 API URL ASCII PDF
     CIFAR-10 MNIST ImageNet Gutenberg DICOM JPEG PNG RGB Cb Cr CT HU SHA-256 pickle
     SGD Adam ReLU LeNet ResNet ResNet-18 ResNet-9 airbench L2 autograd Autograd log-sum-exp

@@ -10,8 +10,8 @@ cores; a thread count set in ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` is lower
 where a process cannot be pinned, ``OMP_NUM_THREADS`` gives it its share of threads).
 Without xdist (``-n 0``, or no ``-n``) nothing changes.
 
-A share of one CPU is a one-CPU machine: `make test-other-machines` simulates its one-CPU
-container as ``taskset -c 0,1`` with two workers, two such machines side by side.
+A share of one CPU is a one-CPU machine, as each lane of `make test-other-machines`
+(``tools/other_machines.py``, pinned with ``taskset``) is.
 
 Loaded with ``-p tools.cpu_shares``.
 """
