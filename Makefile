@@ -14,7 +14,7 @@ TEST_WORKERS ?= $(if $(filter 0 1,$(USABLE_CPUS)),0,2)
 IN_PARALLEL := -p tools.cpu_shares -n $(TEST_WORKERS)
 # Two other machines, simulated on this one (tools/other_machines.py; running.md, "On other machines"):
 # nbval re-runs a chapter there only where its recorded pass no longer matches (ALL=1: every chapter).
-OTHER_MACHINES := $(BIN)/python -m tools.other_machines $(if $(ALL),--all)
+OTHER_MACHINES := $(BIN)/python -m tools.other_machines $(if $(filter 1,$(ALL)),--all)
 # The chapters' tolerances, derived from perturbed runs (tools/tolerances.py; chapters/tolerances.json).
 TOLERANCE_RUNS ?= 4
 # The Korean edition (ko/): built from the stored, nbval-verified outputs, never executed, into _build/html/ko.
@@ -30,7 +30,7 @@ PUBLISH_PDFS := if [ -f _build/pdf/$(PDF_NAME).pdf ] && [ -d _build/html/ko ]; t
 # make book and make test build the PDFs where XeLaTeX, latexmk and kotex are installed; elsewhere they say
 # so in one line and do everything else. BOOK_REQUIRE_PDFS=1 (.ci/run sets it) makes their absence an error.
 PDF_TOOLS_FOUND := command -v xelatex >/dev/null && command -v latexmk >/dev/null && kpsewhich kotex.sty >/dev/null
-WITH_PDFS := $(or $(BOOK_REQUIRE_PDFS),$(shell $(PDF_TOOLS_FOUND) 2>/dev/null && echo yes))
+WITH_PDFS := $(or $(filter 1,$(BOOK_REQUIRE_PDFS)),$(shell $(PDF_TOOLS_FOUND) 2>/dev/null && echo yes))
 SKIPPING_PDFS := echo "skipping the PDFs: they need XeLaTeX, latexmk and kotex (on Debian or Ubuntu: apt-get install --no-install-recommends $$(tr '\n' ' ' < .ci/pdf-packages.txt); see README, 'The PDFs')"
 PDF_BUILD := BOOK_OUTPUTS=stored $(BIN)/jupyter-book build --builder pdflatex --all --warningiserror --nitpick --keep-going
 # Tests that need neither an executed chapter nor the built site.

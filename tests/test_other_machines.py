@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import nbformat
@@ -45,6 +46,15 @@ def test_nothing_reruns_after_a_pass_with_the_same_inputs(book):
     record = passed(plan(chapters, {}, root=root))
     assert rerun(plan(chapters, record, root=root)) == {machine: {} for machine in MACHINES}
     assert all(why == ["--all"] for machine in MACHINES for why in rerun(plan(chapters, record, everything=True, root=root))[machine].values())
+
+
+def test_a_chapters_prose_is_not_what_the_machines_run(book):
+    root, chapters = book
+    record = passed(plan(chapters, {}, root=root))
+    notebook = nbformat.read(chapters[0], as_version=4)
+    notebook.cells.insert(0, nbformat.v4.new_markdown_cell("A sentence that nbval does not run."))
+    nbformat.write(notebook, chapters[0])
+    assert rerun(plan(chapters, record, root=root)) == {machine: {} for machine in MACHINES}
 
 
 def test_a_changed_chapter_reruns_that_chapter_on_both_machines(book):
@@ -98,7 +108,12 @@ def test_the_repositorys_record_names_every_input_of_every_pass():
             assert set(entry["inputs"]) == {"notebook", *SHARED_FILES, "machine", "cpu", "python"}
 
 
+def lanes_possible() -> bool:
+    return shutil.which("taskset") is not None and hasattr(os, "sched_getaffinity") and {0, 1} <= os.sched_getaffinity(0)
+
+
 @pytest.mark.kernel
+@pytest.mark.skipif(not lanes_possible(), reason="the simulated machines run on CPUs 0 and 1 with taskset (util-linux)")
 def test_a_run_records_the_chapters_that_pass_and_only_those(book, monkeypatch, capsys):
     """Two tiny chapters on both simulated machines: the one whose stored output is wrong fails and is not recorded."""
     root, chapters = book

@@ -170,7 +170,9 @@ def tolerated_copy(tmp_path, edit):
 def test_a_renamed_variable_or_numbers_moved_within_tolerance_keep_the_measurement(tmp_path):
     """What make test must not fail on: the cell's code edited without changing its words, its numbers re-run."""
     def rename_and_rerun(cell):
-        cell.source = cell.source.replace("model", "network")
+        renamed = re.sub(r"\bwidth\b", "channels", cell.source)
+        assert renamed != cell.source, "the planted rename changed nothing"
+        cell.source = renamed
         stream = next(output for output in cell.outputs if output.get("output_type") == "stream")
         stream.text = re.sub(r"\d+\.\d%", lambda m: f"{float(m.group()[:-1]) + 0.1:.1f}%", stream.text, count=1)
 

@@ -7,12 +7,13 @@ costs two executions of the whole book, so each pass is recorded, per chapter an
 ``chapters/other-machines.json`` with the *inputs* it passed with: a hash of everything that
 can change that chapter's outputs on that machine,
 
-- ``notebook``: the stored chapter notebook (its code, outputs and declared tolerances);
+- ``notebook``: the stored chapter notebook's code cells (their code, outputs and metadata, the
+  declared tolerances among it), which is all nbval runs and compares: a change to its prose does not count;
 - ``torchbook``: the helper package the chapters import;
 - ``lock``: ``constraints.txt``, ``requirements.txt`` and ``pyproject.toml`` (every package's version);
 - ``plugin``: ``tools/nbval_tolerance.py``, which compares the outputs;
 - ``data``: ``data/registry.json`` (every data file's checksum);
-- ``machine``: the machine's definition below and its start-up file;
+- ``machine``: the machine's definition below, its start-up file and the nbval command it runs;
 - ``cpu`` and ``python``: this machine's CPU model and Python version.
 
 A chapter runs on a machine again only where one of these differs from its recorded pass (or
@@ -68,6 +69,9 @@ MACHINES = {
     },
 }
 
+# How each lane runs nbval (part of each machine's definition: another command can compare otherwise).
+NBVAL = ["-m", "pytest", "-p", "tools.nbval_tolerance", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider", "-q"]
+
 # The inputs shared by every chapter, as files of the repository.
 SHARED_FILES = {
     "torchbook": sorted(str(path.relative_to(ROOT)) for path in (ROOT / "torchbook").glob("*.py")),
@@ -100,14 +104,21 @@ def shared_inputs(machine: str, root: Path = ROOT) -> dict[str, str]:
     inputs = {name: digest(*((root / path).read_bytes() for path in files)) for name, files in SHARED_FILES.items()}
     definition = MACHINES[machine]
     startup = (root / definition["startup"]).read_bytes() if definition["startup"] else b""
-    inputs["machine"] = digest(json.dumps(definition, sort_keys=True).encode(), startup)
+    inputs["machine"] = digest(json.dumps(definition, sort_keys=True).encode(), startup, " ".join(NBVAL).encode())
     inputs["cpu"] = cpu_model()
     inputs["python"] = platform.python_version()
     return inputs
 
 
+def code_cells(chapter: Path) -> bytes:
+    """What nbval runs and compares in a stored notebook: each code cell's source, outputs and metadata."""
+    cells = json.loads(chapter.read_text(encoding="utf-8"))["cells"]
+    return json.dumps([[cell["source"], cell.get("outputs", []), cell.get("metadata", {})]
+                       for cell in cells if cell["cell_type"] == "code"], sort_keys=True).encode()
+
+
 def inputs_of(chapter: Path, shared: dict[str, str]) -> dict[str, str]:
-    return {"notebook": digest(chapter.read_bytes()), **shared}
+    return {"notebook": digest(code_cells(chapter)), **shared}
 
 
 def load_record(path: Path = RECORD) -> dict:
@@ -200,8 +211,7 @@ def lane_commands(cpu: str, jobs: list[tuple[str, str]], planned: dict) -> list[
         slug = MACHINES[machine]["slug"]
         junit, log = WORK / f"cpu{cpu}-{slug}.xml", WORK / f"cpu{cpu}-{slug}.log"
         paths = [str(planned[machine][name]["path"]) for name in names]
-        command = ["taskset", "-c", cpu, sys.executable, "-m", "pytest", "-p", "tools.nbval_tolerance", "--nbval",
-                   "--nbval-current-env", "-p", "no:cacheprovider", "-q", f"--junitxml={junit}", *paths]
+        command = ["taskset", "-c", cpu, sys.executable, *NBVAL, f"--junitxml={junit}", *paths]
         junit.unlink(missing_ok=True)
         print(f"CPU {cpu}: {machine}: {', '.join(names)}", flush=True)
         commands.append((command, machine_env(machine), machine, junit, log, names))
@@ -241,6 +251,7 @@ def execute(planned: dict, record: dict, record_path: Path = RECORD) -> bool:
             # pytest exits 1 when some test failed: the chapters whose every cell passed still passed.
             passed = code in (0, 1) and result["tests"] > 0 and result["failed"] == 0
             print(f"{machine}: {name}: {'passed' if passed else 'FAILED'} ({result['tests']} cells, {result['seconds']:.0f} s)")
+            all_passed &= passed
             if passed:
                 record.setdefault(machine, {})[name] = {
                     "inputs": planned[machine][name]["inputs"], "passed": when, "commit": commit or "unknown",
