@@ -51,7 +51,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RECORD = ROOT / "chapters" / "other-machines.json"
 WORK = ROOT / "_build" / "other-machines"
 LANES = ("0", "1")  # the CPUs the two lanes are pinned to
-STARTUP = ROOT / "tools" / "simulated_machines" / "four_threads.py"
 
 # Each machine: the environment its kernels run in, and the IPython start-up file, if any.
 MACHINES = {
@@ -178,19 +177,15 @@ def check_machines() -> None:
         sys.exit("the simulated machines run on CPUs 0 and 1: this machine does not let us use both")
 
 
-def laptop_profile() -> Path:
-    """An IPython folder whose start-up file gives the laptop's kernels four threads."""
-    folder = WORK / "laptop-ipython"
-    startup = folder / "profile_default" / "startup"
-    startup.mkdir(parents=True, exist_ok=True)
-    shutil.copy(STARTUP, startup / STARTUP.name)
-    return folder
-
-
 def machine_env(machine: str) -> dict[str, str]:
+    """The machine's environment; with a start-up file, an IPython folder of its own whose kernels run it."""
     env = {**os.environ, **MACHINES[machine]["env"]}
     if MACHINES[machine]["startup"]:
-        env["IPYTHONDIR"] = str(laptop_profile())
+        startup = ROOT / MACHINES[machine]["startup"]
+        folder = WORK / f"{MACHINES[machine]['slug']}-ipython"
+        (folder / "profile_default" / "startup").mkdir(parents=True, exist_ok=True)
+        shutil.copy(startup, folder / "profile_default" / "startup" / startup.name)
+        env["IPYTHONDIR"] = str(folder)
     return env
 
 
@@ -203,7 +198,7 @@ def assert_laptop_simulated() -> None:
 
 def lane_commands(cpu: str, jobs: list[tuple[str, str]], planned: dict) -> list[tuple]:
     """The pytest command of each machine of this lane's jobs (run one after the other, pinned to ``cpu``)."""
-    commands, started = [], []
+    commands = []
     for machine in MACHINES:
         names = [chapter for job_machine, chapter in jobs if job_machine == machine]
         if not names:
@@ -275,11 +270,11 @@ def report(planned: dict, record: dict) -> None:
                       f"notebook, torchbook, lock, plugin, data, machine, CPU and Python unchanged)")
 
 
-def chapter_notebooks(root: Path = ROOT) -> list[Path]:
-    sys.path.insert(0, str(root))
+def chapter_notebooks() -> list[Path]:
+    """The stored chapter notebooks listed in _toc.yml."""
     from tools import translation
 
-    return [root / f"{name}.ipynb" for name in translation.pages(root / "_toc.yml") if name.startswith("chapters/")]
+    return [ROOT / f"{name}.ipynb" for name in translation.pages(ROOT / "_toc.yml") if name.startswith("chapters/")]
 
 
 def main(argv: list[str]) -> int:

@@ -126,16 +126,16 @@ def stored_outputs_hash(cell) -> str:
 def measure(notebook_path: Path, factors: tuple[float, ...], save=lambda results: None) -> dict:
     stored = nbformat.read(notebook_path, as_version=4)
     code = [cell for cell in stored.cells if cell.cell_type == "code"]
-    tolerated = [(index, cell) for index, cell in enumerate(code) if parse_tolerance(cell.metadata)]
     key_of = {id(cell): key for key, cell in measured_keys(stored).items()}
-    results = {key_of[id(cell)]: {"cell": index, "tolerance": dict(cell.metadata[METADATA_KEY]),
-                                "stored_outputs": stored_outputs_hash(cell), "factors": {}}
-               for index, cell in tolerated}
+    tolerated = [(index, key_of[id(cell)], cell) for index, cell in enumerate(code) if parse_tolerance(cell.metadata)]
+    results = {key: {"cell": index, "tolerance": dict(cell.metadata[METADATA_KEY]),
+                     "stored_outputs": stored_outputs_hash(cell), "factors": {}}
+               for index, key, cell in tolerated}
     for factor in factors:
         start = time.perf_counter()
         run = execute(stored, notebook_path.parent, factor)
         new_code = [cell for cell in run.cells if cell.cell_type == "code"]
-        for index, cell in tolerated:
+        for index, key, cell in tolerated:
             tolerance = parse_tolerance(cell.metadata)
             outputs = new_code[index].outputs
             errored = any(output.get("output_type") == "error" for output in outputs)
@@ -143,8 +143,8 @@ def measure(notebook_path: Path, factors: tuple[float, ...], save=lambda results
             entry = {"caught": errored or caught(outputs, cell.outputs, tolerance),
                      "margin": ("error" if errored else "other words" if largest is None
                                 else "a number held exact" if largest == math.inf else round(largest, 2))}
-            results[key_of[id(cell)]]["factors"][f"{factor:g}"] = entry
-        found = sum(results[key_of[id(cell)]]["factors"][f"{factor:g}"]["caught"] for _, cell in tolerated)
+            results[key]["factors"][f"{factor:g}"] = entry
+        found = sum(results[key]["factors"][f"{factor:g}"]["caught"] for _, key, _ in tolerated)
         print(f"{notebook_path.name}: learning rates x{factor:g}: {found} of {len(tolerated)} cells with a "
               f"tolerance catch it ({time.perf_counter() - start:.0f} s)", flush=True)
         save(results)  # after each factor: a later one that fails or times out loses only itself
